@@ -1,0 +1,1 @@
+"""Pure, batched, differentiable torch physics of beamgym (batch dimension first)."""
