@@ -92,9 +92,7 @@ def check_tensor(
                     f"{name} must have trailing shape {_fmt(shape)}, got shape {tuple(x.shape)}"
                 )
     if complex_ is True and not x.is_complex():
-        raise ValueError(
-            f"{name} must be complex (complex64 or complex128), got dtype {x.dtype}"
-        )
+        raise ValueError(f"{name} must be complex (complex64 or complex128), got dtype {x.dtype}")
     if complex_ is False and not x.is_floating_point():
         raise ValueError(f"{name} must be a real floating tensor, got dtype {x.dtype}")
     if finite:

@@ -1,5 +1,7 @@
-"""Complex <-> real packing: the one place where complex beamformers and channels become
-real float vectors (observations, actions, network inputs) and back.
+"""Complex <-> real packing of channels and beamformers.
+
+This is the one place where complex beamformers and channels become real float vectors
+(observations, actions, network inputs) and back.
 
 Convention (paper 000 Sec. III-A1): a complex array ``X`` with trailing shape ``S`` becomes
 ``[vec(Re X), vec(Im X)]`` of length ``2 * prod(S)``. ``vec`` here flattens in row-major

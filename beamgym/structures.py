@@ -74,7 +74,9 @@ class TensorDataclass:
         if not items:
             raise ValueError("cat() needs at least one item")
         first = items[0]
-        fields = {n: torch.cat([getattr(it, n) for it in items], 0) for n, _ in first._tensor_items()}
+        fields = {
+            n: torch.cat([getattr(it, n) for it in items], 0) for n, _ in first._tensor_items()
+        }
         return dataclasses.replace(first, **fields)
 
     def to_dict(self) -> dict[str, Any]:

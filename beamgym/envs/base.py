@@ -146,7 +146,9 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
         return -np.inf, np.inf
 
     @abc.abstractmethod
-    def action_to_beamformer(self, action: torch.Tensor, instance: InstanceT) -> tuple[Any, torch.Tensor]:
+    def action_to_beamformer(
+        self, action: torch.Tensor, instance: InstanceT
+    ) -> tuple[Any, torch.Tensor]:
         """Map a real ``[B, action_dim]`` action in ``[-1, 1]`` to a feasible beamformer.
 
         Returns:
@@ -273,8 +275,10 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("no instance: call reset() first or pass instance=...")
         return self.instance
 
-    def evaluate(self, beamformer: Any, instance: TensorDataclass | None = None) -> dict[str, torch.Tensor]:
-        """Batched, differentiable evaluation of structured beamformers (default: current instance)."""
+    def evaluate(
+        self, beamformer: Any, instance: TensorDataclass | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Batched, differentiable evaluation of beamformers (default: the current instance)."""
         return self.task.evaluate(beamformer, self._instance_or_current(instance))
 
     def action_to_beamformer(self, action: Any, instance: TensorDataclass | None = None) -> Any:
@@ -286,7 +290,9 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
             act = act.unsqueeze(0)
         return self.task.action_to_beamformer(act, inst)[0]
 
-    def beamformer_to_action(self, beamformer: Any, instance: TensorDataclass | None = None) -> np.ndarray:
+    def beamformer_to_action(
+        self, beamformer: Any, instance: TensorDataclass | None = None
+    ) -> np.ndarray:
         """Map a batch of structured beamformers to normalized actions ``[B, action_dim]``."""
         inst = self._instance_or_current(instance)
         a = self.task.beamformer_to_action(beamformer, inst)
@@ -367,7 +373,9 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
         self._prev_action[:] = 0.0
         self._feedback[:] = 0.0
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Evaluate all ``num_envs`` beamformers in one batched call."""
         if self.instance is None:
             raise gym.error.ResetNeeded("call reset() before step()")
@@ -392,7 +400,9 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
             self._start(self.task.sample(make_generator(self._np_random), self.num_envs))
             infos["final_obs"] = final_obs
             infos["_final_obs"] = np.ones(self.num_envs, dtype=bool)
-            infos["final_info"] = {k: v for k, v in infos.items() if not k.startswith(("final", "_final"))}
+            infos["final_info"] = {
+                k: v for k, v in infos.items() if not k.startswith(("final", "_final"))
+            }
             infos["_final_info"] = np.ones(self.num_envs, dtype=bool)
         return self._get_obs(), rewards, terminated, truncated, infos
 
@@ -404,7 +414,9 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
             obs = np.concatenate([obs, self._prev_action, self._feedback, frac], axis=1)
         return obs.astype(np.float32)
 
-    def evaluate(self, beamformer: Any, instance: TensorDataclass | None = None) -> dict[str, torch.Tensor]:
+    def evaluate(
+        self, beamformer: Any, instance: TensorDataclass | None = None
+    ) -> dict[str, torch.Tensor]:
         """Batched, differentiable evaluation (default: the current ``num_envs`` instances)."""
         if instance is None:
             if self.instance is None:
@@ -452,9 +464,7 @@ def check_action(action: Any, dim: int, batch: int | str | None) -> np.ndarray:
         action = action.detach().cpu().numpy()
     arr = np.asarray(action)
     if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(
-            f"action must be a floating-point array (float32), got dtype {arr.dtype}"
-        )
+        raise ValueError(f"action must be a floating-point array (float32), got dtype {arr.dtype}")
     if batch is None:
         want: tuple[int, ...] | str = (dim,)
         ok = arr.shape == (dim,)
