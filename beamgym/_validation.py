@@ -16,6 +16,7 @@ import torch
 
 __all__ = [
     "check_tensor",
+    "check_number",
     "check_finite",
     "check_positive",
     "check_nonnegative",
@@ -115,9 +116,16 @@ def check_same_batch(*pairs: tuple[torch.Tensor, str], batch_dims: int = 1) -> N
             )
 
 
+def check_number(value: Any, name: str) -> float:
+    """Return ``float(value)``, raising unless it is a finite real number (not a bool)."""
+    return _as_float(value, name)
+
+
 def _as_float(value: Any, name: str) -> float:
     if isinstance(value, torch.Tensor | np.ndarray):
         raise ValueError(f"{name} must be a Python number, got an array")
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError) as err:

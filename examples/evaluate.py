@@ -82,7 +82,9 @@ def evaluate(env_id: str, agent: str, episodes: int, seed: int, batch: int) -> R
     metrics, rewards = [], []
     t0 = time.perf_counter()
     for part in tqdm(ds.batches(batch), desc=f"{agent} on {env_id}", leave=False):
-        venv = gym.make_vec(env_id, num_envs=part.batch_size, vectorization_mode="vector_entry_point")
+        venv = gym.make_vec(
+            env_id, num_envs=part.batch_size, vectorization_mode="vector_entry_point"
+        )
         venv.reset(options={"instance": part})
         task = venv.unwrapped.task
         actions = policy(task, part, rng).clamp(-1, 1).numpy().astype(np.float32)
@@ -118,7 +120,8 @@ def main() -> None:
     for r in rows:
         print(
             f"{r.env_id.removeprefix('beamgym/'):30s} {r.agent:12s} {r.metric_name:>10s} "
-            f"{r.metric_mean:12.4f} ± {r.metric_ci95:<8.4f} {r.reward_mean:10.4f} ± {r.reward_ci95:.4f}"
+            f"{r.metric_mean:12.4f} ± {r.metric_ci95:<8.4f} "
+            f"{r.reward_mean:10.4f} ± {r.reward_ci95:.4f}"
         )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

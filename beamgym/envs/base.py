@@ -32,7 +32,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from beamgym._validation import check_int
+from beamgym._validation import check_int, check_number
 from beamgym.config import Precision, complex_dtype, real_dtype, resolve_device
 from beamgym.structures import TensorDataclass
 
@@ -41,7 +41,10 @@ __all__ = [
     "BeamformingEnv",
     "BeamformingVectorEnv",
     "REQUIRED_METRICS",
+    "OBS_LIMIT",
     "make_generator",
+    "check_snr_set",
+    "sample_snr_db",
 ]
 
 #: Keys every :meth:`BeamformingTask.evaluate` returns (each a tensor with batch dim first).
@@ -49,6 +52,9 @@ __all__ = [
 #: bit/s/Hz, or power); ``per_user`` [B, K]: per-user rate or SINR fed back when
 #: ``horizon > 1``; ``power`` [B]: transmit power of the evaluated beamformer.
 REQUIRED_METRICS: tuple[str, ...] = ("reward", "metric", "per_user", "power")
+
+#: Bound of the observation ``Box`` of every env (the largest finite float32).
+OBS_LIMIT = float(np.finfo(np.float32).max)
 
 InstanceT = TypeVar("InstanceT", bound=TensorDataclass)
 ConfigT = TypeVar("ConfigT")
@@ -142,8 +148,12 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
         """Real ``[B, obs_dim]`` observation: only what the transmitter/receiver knows."""
 
     def observation_bounds(self) -> tuple[float, float]:
-        """``(low, high)`` of the task observation (default unbounded)."""
-        return -np.inf, np.inf
+        """``(low, high)`` of the task observation.
+
+        Default: the finite float32 range. CSI is unbounded (Gaussian), but a finite ``Box``
+        keeps Gymnasium's and stable-baselines3's checkers quiet and samples well-defined.
+        """
+        return -OBS_LIMIT, OBS_LIMIT
 
     @abc.abstractmethod
     def action_to_beamformer(
@@ -428,6 +438,46 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
 
 
 # ---- module helpers ---------------------------------------------------------------------------
+def check_snr_set(snr_db: Any) -> float | tuple[float, ...]:
+    """Validate an SNR in dB: a number, or a non-empty tuple/list of numbers.
+
+    Every beamgym env reads ``snr_db`` this way: a number is a fixed SNR; a tuple is a
+    discrete set sampled uniformly per instance (paper 000's training set V, Sec. III-D2), so
+    ``snr_db=(5.0, 10.0, 15.0, 20.0)`` trains across the paper's SNR range.
+
+    Returns:
+        A float or a tuple of floats (lists become tuples so the config stays hashable).
+    """
+    if isinstance(snr_db, list | tuple):
+        if len(snr_db) == 0:
+            raise ValueError("snr_db must be a number or a non-empty tuple of SNRs in dB")
+        vals = tuple(check_number(v, "snr_db") for v in snr_db)
+        bad = [v for v in vals if abs(v) > 100.0]
+    else:
+        vals = check_number(snr_db, "snr_db")
+        bad = [vals] if abs(vals) > 100.0 else []
+    if bad:
+        raise ValueError(f"snr_db values must lie in [-100, 100] dB, got {bad}")
+    return vals
+
+
+def sample_snr_db(
+    generator: torch.Generator, batch: int, snr_db: float | tuple[float, ...]
+) -> torch.Tensor:
+    """``[B]`` float64 SNRs in dB: constant, or drawn uniformly from the discrete set V.
+
+    A tuple with more than one value consumes one ``torch.randint`` draw of shape ``[B]``
+    (paper 000 Sec. III-D2: "σ² is drawn uniformly from V", one SNR per sample for all
+    users); a number or a one-element tuple draws nothing.
+    """
+    if isinstance(snr_db, tuple):
+        if len(snr_db) == 1:
+            return torch.full((batch,), snr_db[0], dtype=torch.float64)
+        idx = torch.randint(len(snr_db), (batch,), generator=generator)
+        return torch.tensor(snr_db, dtype=torch.float64)[idx]
+    return torch.full((batch,), float(snr_db), dtype=torch.float64)
+
+
 def _make_config(config_cls: type, kwargs: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(kwargs) - names)
@@ -443,7 +493,7 @@ def _spaces(task: BeamformingTask, horizon: int) -> tuple[spaces.Box, spaces.Box
     obs_dim = task.obs_dim
     if horizon > 1:
         obs_dim += task.action_dim + task.num_users + 1
-        low, high = -np.inf, np.inf
+        low, high = -OBS_LIMIT, OBS_LIMIT
     obs_space = spaces.Box(low=low, high=high, shape=(obs_dim,), dtype=np.float32)
     act_space = spaces.Box(low=-1.0, high=1.0, shape=(task.action_dim,), dtype=np.float32)
     return obs_space, act_space

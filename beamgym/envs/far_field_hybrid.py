@@ -21,11 +21,16 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
-from beamgym._validation import check_int, check_nonnegative, check_positive
-from beamgym.envs.base import BeamformingEnv, BeamformingTask, BeamformingVectorEnv
+from beamgym._validation import check_int, check_nonnegative, check_number, check_positive
+from beamgym.envs.base import (
+    BeamformingEnv,
+    BeamformingTask,
+    BeamformingVectorEnv,
+    check_snr_set,
+    sample_snr_db,
+)
 from beamgym.packing import pack_complex, packed_size, unpack_complex
 from beamgym.physics.analog import steering_analog, steering_angles
 from beamgym.physics.channels import (
@@ -77,8 +82,6 @@ _STEERING_ONLY: dict[str, Any] = {
     "sigma_aod": 0.1,
 }
 _PHASE_SHIFTER_ONLY: dict[str, Any] = {"normalization": "paper"}
-_OBS_LIMIT_HIGH = float(np.finfo(np.float32).max)
-_OBS_LIMIT_LOW = -_OBS_LIMIT_HIGH
 #: Relative tolerance of the feasibility flag of :meth:`FarFieldHybridTask.evaluate`.
 FEASIBILITY_RTOL = 1e-4
 
@@ -110,8 +113,8 @@ class FarFieldHybridConfig:
     n_paths: int | None = None
     """Propagation paths per user: ``L`` of 000 eq. (5) / ``P`` of 003 eq. (2). Default 10."""
 
-    snr_db: float | tuple[float, float] | None = None
-    """SNR in dB. A number, or ``(low, high)`` to draw it per instance uniformly in dB.
+    snr_db: float | tuple[float, ...] | None = None
+    """SNR in dB. A number, or a tuple of SNRs drawn uniformly per instance (000's set V).
     Steering: SNR = P/σ² with P = 1 and the channel normalized as H̄/σ (000 Sec. III-D1, with
     σ instead of the printed σ², see the shared README). Phase-shifter: σ_n² = 1 and
     P_t = SNR (003 does not specify the split; shared README). Default 15 dB (000 Figs. 3-5)
@@ -178,11 +181,11 @@ class FarFieldHybridConfig:
                 f"hybrid beamforming needs K <= N_RF <= N (one RF chain per user at least, "
                 f"paper 000 Sec. IV-A), got K={k}, N_RF={n_rf}, N={n}; adjust N_RF"
             )
-        object.__setattr__(self, "snr_db", _check_snr(self.snr_db))
+        object.__setattr__(self, "snr_db", check_snr_set(self.snr_db))
         if self.csi_error not in CSI_ERROR_MODES:
             raise ValueError(f"csi_error must be one of {CSI_ERROR_MODES}, got {self.csi_error!r}")
         check_positive(self.sigma_h2, "sigma_h2")
-        _finite(self.nmse_db, "nmse_db")
+        check_number(self.nmse_db, "nmse_db")
         if self.analog == "steering":
             check_placement(self.placement, k, sector=self.sector, psi=self.psi)
             if self.placement == "spatial-division" and n_rf != k:
@@ -195,29 +198,6 @@ class FarFieldHybridConfig:
             raise ValueError(
                 f"normalization must be one of {SV_NORMALIZATIONS}, got {self.normalization!r}"
             )
-
-
-def _check_snr(snr_db: Any) -> float | tuple[float, float]:
-    if isinstance(snr_db, list | tuple):
-        if len(snr_db) != 2:
-            raise ValueError(f"snr_db must be a number or a (low, high) pair, got {snr_db!r}")
-        lo, hi = (_finite(v, "snr_db") for v in snr_db)
-        if lo > hi:
-            raise ValueError(f"snr_db range must have low <= high, got {snr_db!r}")
-        return (lo, hi)
-    return _finite(snr_db, "snr_db")
-
-
-def _finite(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a number, got {value!r}") from err
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +278,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         b = check_int(batch_size, "batch_size")
         if self.steering:
             H_bar = _sparse_channel(generator, b, c, self.precision)
-            snr_db = _sample_snr_db(generator, b, c.snr_db, self.rdtype)
+            snr_db = sample_snr_db(generator, b, c.snr_db).to(self.rdtype)
             # 000: H = H_bar / sigma with SNR = P / sigma^2, P = 1 (README: sigma, not sigma^2)
             H = H_bar * torch.pow(10.0, snr_db / 20.0).to(self.cdtype)[:, None, None]
             G = H @ self.analog_precoder.cpu()  # effective channel G = H W^a
@@ -314,7 +294,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
                 normalization=c.normalization,
                 precision=self.precision,
             )
-            snr_db = _sample_snr_db(generator, b, c.snr_db, self.rdtype)
+            snr_db = sample_snr_db(generator, b, c.snr_db).to(self.rdtype)
             H_est = _csi_error(H, generator, c)
             power = torch.pow(10.0, snr_db / 10.0)  # P_t = SNR with sigma_n^2 = 1
         inst = FarFieldHybridInstance(
@@ -353,10 +333,6 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
     def observe(self, instance: FarFieldHybridInstance) -> torch.Tensor:
         """``[pack(H_est), snr_db]`` as a real ``[B, obs_dim]`` tensor."""
         return torch.cat([pack_complex(instance.H_est, 2), instance.snr_db.unsqueeze(-1)], -1)
-
-    def observation_bounds(self) -> tuple[float, float]:
-        """The float32 range: Gaussian CSI is unbounded, but the Box must be finite."""
-        return _OBS_LIMIT_LOW, _OBS_LIMIT_HIGH
 
     def action_to_beamformer(
         self, action: torch.Tensor, instance: FarFieldHybridInstance
@@ -497,16 +473,6 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
 
 
 # ---- module helpers ---------------------------------------------------------------------------
-def _sample_snr_db(
-    generator: torch.Generator, batch: int, snr_db: float | tuple[float, float], dtype: torch.dtype
-) -> torch.Tensor:
-    """``[B]`` SNRs in dB: constant, or uniform in dB over ``(low, high)`` per instance."""
-    if isinstance(snr_db, tuple):
-        lo, hi = snr_db
-        return lo + (hi - lo) * torch.rand(batch, generator=generator, dtype=dtype)
-    return torch.full((batch,), float(snr_db), dtype=dtype)
-
-
 def _csi_error(
     H: torch.Tensor, generator: torch.Generator, config: FarFieldHybridConfig
 ) -> torch.Tensor:
@@ -629,8 +595,8 @@ class FarFieldHybridEnv(BeamformingEnv):
     ## Starting State
 
     Each reset draws one channel (steering: 000 eq. (5)-(7), users in the sector;
-    phase-shifter: 003 eq. (2)-(3), gains CN(0, 1), angles U(0, 2π)), its SNR (fixed or
-    uniform in dB over ``snr_db=(low, high)``) and the CSI error of ``csi_error``
+    phase-shifter: 003 eq. (2)-(3), gains CN(0, 1), angles U(0, 2π)), its SNR (fixed, or
+    drawn uniformly from the set ``snr_db=(...)``) and the CSI error of ``csi_error``
     (steering default: ΔG ~ CN(0, 0.1) i.i.d. on the normalized effective channel, 000 Sec.
     III-D1; phase-shifter default: perfect CSI).
 
@@ -662,7 +628,7 @@ class FarFieldHybridEnv(BeamformingEnv):
     | `N_RF`          | **int**        | `16` / `4`          | RF chains, `K <= N_RF <= N`      |
     | `K`             | **int**        | `16` / `4`          | single-antenna users             |
     | `n_paths`       | **int**        | `10` / `10`         | paths per user (L / P)           |
-    | `snr_db`        | **float, pair**| `15.0` / `10.0`     | SNR (dB), fixed or U(lo, hi)     |
+    | `snr_db`        | float, tuple   | `15.0` / `10.0`     | SNR (dB), fixed or a set         |
     | `csi_error`     | **str**        | `"absolute"` / `"perfect"` | or `"nmse"`              |
     | `sigma_h2`      | **float**      | `0.1`               | error variance (`"absolute"`)    |
     | `nmse_db`       | **float**      | `-10.0`             | error NMSE in dB (`"nmse"`)      |

@@ -17,11 +17,22 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
-from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
-from beamgym.envs.base import BeamformingEnv, BeamformingTask, BeamformingVectorEnv
+from beamgym._validation import (
+    check_int,
+    check_nonnegative,
+    check_number,
+    check_positive,
+    check_tensor,
+)
+from beamgym.envs.base import (
+    BeamformingEnv,
+    BeamformingTask,
+    BeamformingVectorEnv,
+    check_snr_set,
+    sample_snr_db,
+)
 from beamgym.packing import pack_complex, packed_size, unpack_complex
 from beamgym.physics.channels import check_placement, rayleigh_channel, sparse_geometric_channel
 from beamgym.physics.csi import CSI_ERROR_MODES, additive_csi_error
@@ -47,55 +58,6 @@ FEASIBILITY_RTOL = 1e-4
 #: The CSI-quality observation (expected NMSE in dB) is clipped below at this value
 #: (perfect CSI would be -inf).
 CSI_NMSE_FLOOR_DB = -100.0
-_OBS_HIGH = float(np.finfo(np.float32).max)
-
-
-def _finite(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a number, got {value!r}") from err
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
-def check_snr_set(snr_db: Any) -> float | tuple[float, ...]:
-    """Validate an SNR in dB: a number, or a non-empty tuple/list of numbers (the set V).
-
-    Returns:
-        A float or a tuple of floats (lists become tuples so the config stays hashable).
-    """
-    if isinstance(snr_db, list | tuple):
-        if len(snr_db) == 0:
-            raise ValueError("snr_db must be a number or a non-empty tuple of SNRs in dB")
-        vals = tuple(_finite(v, "snr_db") for v in snr_db)
-        bad = [v for v in vals if abs(v) > 100.0]
-    else:
-        vals = _finite(snr_db, "snr_db")
-        bad = [vals] if abs(vals) > 100.0 else []
-    if bad:
-        raise ValueError(f"snr_db values must lie in [-100, 100] dB, got {bad}")
-    return vals
-
-
-def sample_snr_db(
-    generator: torch.Generator, batch: int, snr_db: float | tuple[float, ...]
-) -> torch.Tensor:
-    """``[B]`` float64 SNRs in dB: constant, or drawn uniformly from the discrete set V.
-
-    A tuple with more than one value consumes one ``torch.randint`` draw of shape ``[B]``
-    (paper 000 Sec. III-D2: "σ² is drawn uniformly from V", one SNR per sample for all
-    users); a number or a one-element tuple draws nothing.
-    """
-    if isinstance(snr_db, tuple):
-        if len(snr_db) == 1:
-            return torch.full((batch,), snr_db[0], dtype=torch.float64)
-        idx = torch.randint(len(snr_db), (batch,), generator=generator)
-        return torch.tensor(snr_db, dtype=torch.float64)[idx]
-    return torch.full((batch,), float(snr_db), dtype=torch.float64)
 
 
 def expected_csi_nmse_db(
@@ -195,7 +157,7 @@ class FullyDigitalFDDConfig:
         if self.csi_error not in CSI_ERROR_MODES:
             raise ValueError(f"csi_error must be one of {CSI_ERROR_MODES}, got {self.csi_error!r}")
         check_nonnegative(self.sigma_h2, "sigma_h2")
-        _finite(self.nmse_db, "nmse_db")
+        check_number(self.nmse_db, "nmse_db")
         if self.N * self.K * self.M > 1_000_000:
             raise ValueError(
                 f"N*K*M = {self.N * self.K * self.M} complex beamformer entries is too large "
@@ -345,10 +307,6 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
             ],
             -1,
         )
-
-    def observation_bounds(self) -> tuple[float, float]:
-        """The float32 range: Gaussian CSI is unbounded, but the Box must be finite."""
-        return -_OBS_HIGH, _OBS_HIGH
 
     def action_to_beamformer(
         self, action: torch.Tensor, instance: FullyDigitalFDDInstance

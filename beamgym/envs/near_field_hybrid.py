@@ -17,17 +17,23 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
-from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
-from beamgym.envs.base import BeamformingEnv, BeamformingTask, BeamformingVectorEnv
-from beamgym.envs.fully_digital_fdd import (
-    _finite,
+from beamgym._validation import (
+    check_int,
+    check_nonnegative,
+    check_number,
+    check_positive,
+    check_tensor,
+)
+from beamgym.envs.base import (
+    BeamformingEnv,
+    BeamformingTask,
+    BeamformingVectorEnv,
     check_snr_set,
-    expected_csi_nmse_db,
     sample_snr_db,
 )
+from beamgym.envs.fully_digital_fdd import expected_csi_nmse_db
 from beamgym.packing import pack_complex, packed_size, unpack_complex
 from beamgym.physics.analog import ttd_ps_analog
 from beamgym.physics.channels import (
@@ -59,7 +65,6 @@ ANALOG_TYPES: tuple[str, ...] = ("ttd", "ps")
 SPEED_OF_LIGHT = 299_792_458.0
 #: Relative power tolerance of the ``feasible`` flag of :meth:`NearFieldHybridTask.evaluate`.
 FEASIBILITY_RTOL = 1e-4
-_OBS_HIGH = float(np.finfo(np.float32).max)
 
 
 def subcarrier_scales(n_subcarriers: int, bandwidth: float, carrier: float) -> torch.Tensor:
@@ -160,7 +165,7 @@ class NearFieldHybridConfig:
         if self.csi_error not in CSI_ERROR_MODES:
             raise ValueError(f"csi_error must be one of {CSI_ERROR_MODES}, got {self.csi_error!r}")
         check_nonnegative(self.sigma_h2, "sigma_h2")
-        _finite(self.nmse_db, "nmse_db")
+        check_number(self.nmse_db, "nmse_db")
         if self.channel_model not in NEAR_FIELD_MODELS:
             raise ValueError(
                 f"channel_model must be one of {NEAR_FIELD_MODELS}, got {self.channel_model!r}"
@@ -385,10 +390,6 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
             ],
             -1,
         )
-
-    def observation_bounds(self) -> tuple[float, float]:
-        """The float32 range: Gaussian CSI is unbounded, but the Box must be finite."""
-        return -_OBS_HIGH, _OBS_HIGH
 
     @staticmethod
     def _power(gram: torch.Tensor, W_D: torch.Tensor) -> torch.Tensor:

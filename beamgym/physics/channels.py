@@ -25,9 +25,7 @@ from beamgym.config import Precision, complex_dtype, real_dtype
 __all__: list[str] = []
 
 
-# ==========================================================================================
-# SECTION paper 000: sparse mmWave geometric channel (owner: helper-000) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 000: sparse mmWave geometric channel --------------------------------------------------
 from beamgym._validation import check_nonnegative as _nonneg_000  # noqa: E402
 from beamgym.physics.arrays import ula_response as _ula_000  # noqa: E402
 
@@ -305,11 +303,8 @@ __all__ += [
     "sparse_geometric_channel",
     "rayleigh_channel",
 ]
-# END SECTION paper 000: sparse mmWave geometric channel
 
-# ==========================================================================================
-# SECTION paper 000: near-field channel (owner: helper-000) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 000: near-field channel ---------------------------------------------------------------
 #
 # Sign conventions: see the module docstring of beamgym.physics.analog (carrier e^{j2pi f t},
 # path phase e^{-j2pi r/lambda} as eq. (25), geometry of eq. (35) as printed, first-order
@@ -722,11 +717,8 @@ __all__ += [
     "near_field_users",
     "near_field_channel",
 ]
-# END SECTION paper 000: near-field channel
 
-# ==========================================================================================
-# SECTION paper 003: extended Saleh-Valenzuela channel (owner: helper-003) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 003: extended Saleh-Valenzuela channel ------------------------------------------------
 from beamgym.physics.arrays import ula_response  # noqa: E402
 
 #: Channel normalizations of :func:`saleh_valenzuela_channel`.
@@ -806,11 +798,8 @@ def saleh_valenzuela_channel(
 
 
 __all__ += ["saleh_valenzuela_channel", "SV_NORMALIZATIONS"]
-# END SECTION paper 003: extended Saleh-Valenzuela channel
 
-# ==========================================================================================
-# SECTION paper 004: i.i.d. Rayleigh multi-band uplink channel (owner: helper-004) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 004: i.i.d. Rayleigh multi-band uplink channel ----------------------------------------
 __all__ += ["rayleigh_uplink_channel"]
 
 
@@ -860,11 +849,7 @@ def rayleigh_uplink_channel(
     return h.to("cpu" if device is None else device)
 
 
-# END SECTION paper 004: i.i.d. Rayleigh multi-band uplink channel
-
-# ==========================================================================================
-# SECTION paper 002: spatially correlated UPA channel (owner: helper-002) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 002: spatially correlated UPA channel -------------------------------------------------
 #
 # Paper 002 (Sec. V-A-4, Table 1): per-user covariance R_i = R_{x,i} (x) R_{y,i} of a
 # half-wavelength UPA, each axis following the simplified spatial-correlation model of its
@@ -1094,6 +1079,3 @@ def sample_upa_angles(
         u = torch.rand(shape, generator=generator, dtype=torch.float64)
         out.append(torch.deg2rad(lo + (hi - lo) * u).to(rdtype))
     return out[0], out[1]
-
-
-# END SECTION paper 002: spatially correlated UPA channel

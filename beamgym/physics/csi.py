@@ -17,14 +17,11 @@ import math
 import torch
 
 from beamgym._validation import check_int, check_positive, check_tensor
-from beamgym.config import Precision, complex_dtype, real_dtype
 
 __all__: list[str] = []
 
 
-# ==========================================================================================
-# SECTION paper 000: additive Gaussian estimation error (owner: helper-000) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 000: additive Gaussian estimation error -----------------------------------------------
 from beamgym._validation import check_nonnegative as _nonneg_csi_000  # noqa: E402
 
 #: CSI error models of :func:`additive_csi_error`.
@@ -127,11 +124,8 @@ def csi_nmse(H: torch.Tensor, H_est: torch.Tensor) -> torch.Tensor:
 
 
 __all__ += ["CSI_ERROR_MODES", "additive_csi_error", "csi_nmse"]
-# END SECTION paper 000: additive Gaussian estimation error
 
-# ==========================================================================================
-# SECTION paper 002: MMSE pilot estimate, DFT Type-II feedback, sample covariance (owner: helper-002) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 002: MMSE pilot estimate, DFT Type-II feedback, sample covariance ---------------------
 #
 # Channel convention of paper 002: h[..., i, :] is the paper's h_i (received y_i = h_i^H x),
 # covariances R_i = E[h_i h_i^H]; see the paper 002 section of channels.py.
@@ -412,6 +406,3 @@ def sample_covariance(snapshots: torch.Tensor, *, demean: bool = False) -> torch
         x = x - x.mean(-2, keepdim=True)
         denom = s - 1
     return (x.mT @ x.conj()) / denom
-
-
-# END SECTION paper 002: MMSE pilot estimate, DFT Type-II feedback, sample covariance

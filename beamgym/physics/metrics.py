@@ -181,9 +181,8 @@ def sum_rate(
         return mimo_rates(H, W, noise_var).sum(-1)
     return miso_rates(H, W, noise_var).sum(-1)
 
-# ==========================================================================================
-# SECTION paper 000: sum-rate gradients and hybrid effective channels (owner: helper-000) -- keep all code of this section between its markers
-# ==========================================================================================
+
+# ---- paper 000: sum-rate gradients and hybrid effective channels ---------------------------------
 #
 # Gradient conventions (shared README, "004: gradient convention", and paper 000 Appendix
 # eq. (36)-(37)): for a real function R of a complex W, the Wirtinger derivative is
@@ -375,11 +374,9 @@ def mmse_beamformer(
     norms = blocks.abs().square().sum((1, 3)).sqrt()  # [B, K]
     scale = torch.sqrt(p / k)[:, None] / norms
     return (blocks * scale[:, None, :, None].to(H.dtype)).reshape(b, n, k * m)
-# END SECTION paper 000: sum-rate gradients and hybrid effective channels
 
-# ==========================================================================================
-# SECTION paper 003: hybrid sum-rate and Theorem 1 gradients (owner: helper-003) -- keep all code of this section between its markers
-# ==========================================================================================
+
+# ---- paper 003: hybrid sum-rate and Theorem 1 gradients ------------------------------------------
 #: Gradient conventions of :func:`hybrid_rate_gradients`.
 GRADIENT_FORMS: tuple[str, ...] = ("paper", "ascent")
 
@@ -599,11 +596,8 @@ __all__ += [
     "zf_equal_power_precoder",
     "fully_digital_zf_sum_rate",
 ]
-# END SECTION paper 003: hybrid sum-rate and Theorem 1 gradients
 
-# ==========================================================================================
-# SECTION paper 004: modular uplink rate and Theorem 1 gradient (owner: helper-004) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 004: modular uplink rate and Theorem 1 gradient ---------------------------------------
 from beamgym._validation import check_same_batch  # noqa: E402
 from beamgym.physics.modular import equivalent_channel, panels_from_block_diag  # noqa: E402
 
@@ -972,11 +966,7 @@ def fully_digital_uplink_rate(
     return _logdet_hpd(eye + s * gram).mean(-1) * scale
 
 
-# END SECTION paper 004: modular uplink rate and Theorem 1 gradient
-
-# ==========================================================================================
-# SECTION paper 002: downlink / virtual-uplink SINR, weighted power, outage (owner: helper-002) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 002: downlink / virtual-uplink SINR, weighted power, outage ---------------------------
 #
 # Conventions of paper 002 (Sec. II): h[:, i] is the paper's h_i with received signal
 # y_i = sqrt(p_i) h_i^H A b_i s_i + ... + n_i (eq. (1), unit noise), i.e. h.conj() in the
@@ -1294,6 +1284,3 @@ def empirical_outage(flags: torch.Tensor, mask: torch.Tensor | None = None) -> t
     return torch.where(
         n > 0, (f * mask).sum() / n.clamp_min(1), torch.full_like(f.sum(), torch.nan)
     )
-
-
-# END SECTION paper 002: downlink / virtual-uplink SINR, weighted power, outage

@@ -17,14 +17,11 @@ import math
 import torch
 
 from beamgym._validation import check_int, check_positive, check_tensor
-from beamgym.config import Precision, complex_dtype, real_dtype
 
 __all__: list[str] = []
 
 
-# ==========================================================================================
-# SECTION paper 000: total and hybrid power constraints (owner: helper-000) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 000: total and hybrid power constraints -----------------------------------------------
 #
 # Paper 000's power constraint: ||W||_F^2 <= P (eq. (8)) for fully digital beamformers
 # W [B, N, K*M], and ||W_a W_D||_F^2 <= P (eq. (23)/(34)) for hybrid ones with an analog
@@ -230,11 +227,9 @@ def clip_hybrid_power(
     p = _budget_000(P, W_D.shape[0], W_D)
     norm, _ = _safe_norm_000(pw)
     return _scale_000(W_D, torch.where(pw > p, torch.sqrt(p) / norm, torch.ones_like(pw)))
-# END SECTION paper 000: total and hybrid power constraints
 
-# ==========================================================================================
-# SECTION paper 003: unit-modulus analog precoder and digital normalization (owner: helper-003) -- keep all code of this section between its markers
-# ==========================================================================================
+
+# ---- paper 003: unit-modulus analog precoder and digital normalization ---------------------------
 from beamgym.physics.metrics import _as_power  # noqa: E402
 
 #: Power allocations of :func:`hybrid_zero_forcing`.
@@ -418,11 +413,8 @@ __all__ += [
     "hybrid_initialization",
     "hybrid_zero_forcing",
 ]
-# END SECTION paper 003: unit-modulus analog precoder and digital normalization
 
-# ==========================================================================================
-# SECTION paper 004: block-diagonal panels, sparse and quantized phase shifters (owner: helper-004) -- keep all code of this section between its markers
-# ==========================================================================================
+# ---- paper 004: block-diagonal panels, sparse and quantized phase shifters -----------------------
 from beamgym._validation import check_nonnegative  # noqa: E402
 
 __all__ += [
@@ -708,6 +700,3 @@ def paper_s_max(N: int, L: int, P: int, fraction: float = 0.75) -> int:
     if f > 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
     return max(1, int(math.floor(f * total + 1e-9)))
-
-
-# END SECTION paper 004: block-diagonal panels, sparse and quantized phase shifters

@@ -78,8 +78,8 @@ def test_defaults_are_scenario1() -> None:
         ({"constraint": "analog"}, "constraint must be one of"),
         ({"snr_db": float("nan")}, "snr_db must be finite"),
         ({"snr_db": "high"}, "snr_db must be a number"),
-        ({"snr_db": 500.0}, "snr_db must lie in"),
-        ({"snr_db": 5.0, "snr_db_max": 0.0}, "snr_db_max = 0.0 must be >= snr_db"),
+        ({"snr_db": 500.0}, r"snr_db values must lie in \[-100, 100\] dB"),
+        ({"snr_db": ()}, "non-empty tuple"),
         ({"rho_s": 0.0}, "rho_s must be > 0"),
         ({"zeta": 1.0}, "zeta must lie in \\[0, 1\\)"),
         ({"zeta": -0.1}, "zeta must lie in"),
@@ -260,11 +260,13 @@ def test_reward_gradient_is_theorem1() -> None:
 
 
 def test_snr_range_and_rho_s() -> None:
-    task = _task(**SMALL, snr_db=-10.0, snr_db_max=10.0)
+    task = _task(**SMALL, snr_db=(-10.0, 0.0, 10.0))
     inst = task.sample(torch.Generator().manual_seed(0), 500)
     db = 10 * torch.log10(inst.snr)
-    assert float(db.min()) >= -10 - 1e-9 and float(db.max()) <= 10 + 1e-9
-    assert float(db.std()) > 4.0  # uniform in dB over 20 dB: std 5.8
+    levels = torch.tensor([-10.0, 0.0, 10.0], dtype=torch.float64)
+    assert bool((db[:, None] - levels).abs().min(-1).values.lt(1e-9).all())  # only the set's values
+    counts = [int(((db - v).abs() < 1e-9).sum()) for v in levels]
+    assert min(counts) > 130  # each of the 3 values drawn about 500/3 times
     obs = task.observe(inst)
     torch.testing.assert_close(obs[:, -1], db)
     fixed = _task(**SMALL, snr_db=3.0, rho_s=2.0).sample(torch.Generator().manual_seed(0), 2)
@@ -304,8 +306,6 @@ def test_instance_validation_errors() -> None:
         env.reset(options={"instance": bad_shape})
     with pytest.raises(ValueError, match="positive linear SNRs"):
         env.reset(options={"instance": ModularUplinkInstance(inst.H, inst.H_est, -inst.snr)})
-    with pytest.raises(ValueError, match="observation bound"):
-        env.reset(options={"instance": ModularUplinkInstance(inst.H, inst.H_est * 1e7, inst.snr)})
     # a double-precision instance is accepted by a single-precision env (cast)
     dbl = _task(**SMALL).sample(torch.Generator().manual_seed(0), 1)
     obs, _ = env.reset(options={"instance": dbl})
