@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from beamgym._validation import check_int, check_tensor
+from beamgym._validation import check_int, check_number, check_tensor
 from beamgym.envs.base import BeamformingEnv, BeamformingTask, BeamformingVectorEnv
 from beamgym.packing import pack_complex, unpack_complex
 from beamgym.physics.channels import sample_correlated_channel, sample_upa_angles, upa_covariance
@@ -57,22 +57,10 @@ _MAX_REDRAWS = 20
 _SINR_DB_FLOOR = -100.0
 
 
-def _float(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a number, got {value!r}") from err
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
 def _range(value: Any, name: str, lo: float | None = None, hi: float | None = None):
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
-    a, b = _float(value[0], f"{name}[0]"), _float(value[1], f"{name}[1]")
+    a, b = check_number(value[0], f"{name}[0]"), check_number(value[1], f"{name}[1]")
     if a > b:
         raise ValueError(f"{name} = {tuple(value)} must satisfy low <= high; swap them")
     if (lo is not None and a < lo) or (hi is not None and b > hi):
@@ -171,18 +159,18 @@ class OutageHybridConfig:
                 "cannot separate more users than RF chains, so SINR targets >= 0 dB are "
                 "infeasible; use num_users <= num_rf"
             )
-        pm = _float(self.p_max_db, "p_max_db")
+        pm = check_number(self.p_max_db, "p_max_db")
         if not -50.0 <= pm <= 100.0:
             raise ValueError(f"p_max_db must lie in [-50, 100] dB, got {self.p_max_db!r}")
         object.__setattr__(self, "p_max_db", pm)
         object.__setattr__(
             self, "gamma_db_range", _range(self.gamma_db_range, "gamma_db_range", -30.0, 60.0)
         )
-        p_out = _float(self.p_out, "p_out")
+        p_out = check_number(self.p_out, "p_out")
         if not 0.0 < p_out < 1.0:
             raise ValueError(f"p_out must lie in (0, 1), got {self.p_out!r} (paper: 0.1)")
         object.__setattr__(self, "p_out", p_out)
-        sig = _float(self.sigma_as_deg, "sigma_as_deg")
+        sig = check_number(self.sigma_as_deg, "sigma_as_deg")
         if not 0.0 <= sig <= 90.0:
             raise ValueError(f"sigma_as_deg must lie in [0, 90] degrees, got {self.sigma_as_deg!r}")
         object.__setattr__(self, "sigma_as_deg", sig)
@@ -211,7 +199,7 @@ class OutageHybridConfig:
             raise ValueError(
                 f"pilot_db_levels must be a non-empty tuple, got {self.pilot_db_levels!r}"
             )
-        levels = tuple(_float(v, "pilot_db_levels") for v in self.pilot_db_levels)
+        levels = tuple(check_number(v, "pilot_db_levels") for v in self.pilot_db_levels)
         if any(not -50.0 <= v <= 100.0 for v in levels):
             raise ValueError(f"pilot_db_levels must lie in [-50, 100] dB, got {levels}")
         object.__setattr__(self, "pilot_db_levels", levels)
@@ -237,21 +225,21 @@ class OutageHybridConfig:
         for name in ("observe_covariance", "reject_infeasible", "constraint_groups"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        pen = _float(self.outage_penalty, "outage_penalty")
+        pen = check_number(self.outage_penalty, "outage_penalty")
         if pen < 0:
             raise ValueError(f"outage_penalty must be >= 0, got {self.outage_penalty!r}")
         object.__setattr__(self, "outage_penalty", pen)
-        rng = _float(self.power_range_db, "power_range_db")
+        rng = check_number(self.power_range_db, "power_range_db")
         if not 0.0 < rng <= 200.0:
             raise ValueError(f"power_range_db must lie in (0, 200] dB, got {self.power_range_db!r}")
         object.__setattr__(self, "power_range_db", rng)
-        rtol = _float(self.outage_rtol, "outage_rtol")
+        rtol = check_number(self.outage_rtol, "outage_rtol")
         if not 0.0 <= rtol < 0.1:
             raise ValueError(
                 f"outage_rtol must lie in [0, 0.1) (a rounding tolerance), got {self.outage_rtol!r}"
             )
         object.__setattr__(self, "outage_rtol", rtol)
-        beta = _float(self.soft_outage_beta, "soft_outage_beta")
+        beta = check_number(self.soft_outage_beta, "soft_outage_beta")
         if beta <= 0:
             raise ValueError(f"soft_outage_beta must be > 0, got {self.soft_outage_beta!r}")
         object.__setattr__(self, "soft_outage_beta", beta)

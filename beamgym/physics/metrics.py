@@ -980,6 +980,7 @@ def fully_digital_uplink_rate(
 # through their definitions.
 
 __all__ += [
+    "check_psi",
     "psi_matrices",
     "psi_from_channels",
     "coupling_gains",
@@ -1045,9 +1046,13 @@ def psi_from_channels(h: torch.Tensor, analog: torch.Tensor) -> torch.Tensor:
     return g.unsqueeze(-1) @ g.conj().unsqueeze(-2)
 
 
-def _check_psi_digital_002(Psi: torch.Tensor, digital: torch.Tensor) -> tuple[int, int, int]:
+def check_psi(Psi: torch.Tensor) -> tuple[int, int, int]:
+    """Validate paper 002's ``Psi_i`` ``[B, I, R, R]`` or ``Psi_hat_ij`` ``[B, I, I, R, R]``.
+
+    Returns:
+        ``(B, I, R)``.
+    """
     check_tensor(Psi, "Psi", complex_=True)
-    check_tensor(digital, "digital", ndim=3, complex_=True)
     if (
         Psi.ndim not in (4, 5)
         or Psi.shape[-1] != Psi.shape[-2]
@@ -1057,7 +1062,12 @@ def _check_psi_digital_002(Psi: torch.Tensor, digital: torch.Tensor) -> tuple[in
             f"Psi must be [B, I, M_rf, M_rf] (Psi_i) or [B, I, I, M_rf, M_rf] (virtual "
             f"Psi_hat_ij of eq. (27)), got {tuple(Psi.shape)}"
         )
-    b, i, r = Psi.shape[0], Psi.shape[1], Psi.shape[-1]
+    return Psi.shape[0], Psi.shape[1], Psi.shape[-1]
+
+
+def _check_psi_digital_002(Psi: torch.Tensor, digital: torch.Tensor) -> tuple[int, int, int]:
+    check_tensor(digital, "digital", ndim=3, complex_=True)
+    b, i, r = check_psi(Psi)
     if digital.shape != (b, r, i):
         raise ValueError(
             f"digital must be [B, M_rf, I] = [{b}, {r}, {i}] to match Psi "

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 
 from beamgym._validation import check_int, check_positive, check_tensor
-from beamgym.physics.metrics import coupling_gains
+from beamgym.physics.metrics import check_psi, coupling_gains
 
 __all__ = [
     "UplinkSolution",
@@ -111,20 +111,6 @@ def _check_gamma(gamma: torch.Tensor, b: int, i: int, like: torch.Tensor) -> tor
     return gamma.to(like.real.dtype)
 
 
-def _check_psi(Psi: torch.Tensor) -> tuple[int, int, int]:
-    check_tensor(Psi, "Psi", complex_=True)
-    if (
-        Psi.ndim not in (4, 5)
-        or Psi.shape[-1] != Psi.shape[-2]
-        or (Psi.ndim == 5 and Psi.shape[1] != Psi.shape[2])
-    ):
-        raise ValueError(
-            f"Psi must be [B, I, M_rf, M_rf] (Psi_i) or [B, I, I, M_rf, M_rf] (virtual "
-            f"Psi_hat_ij of eq. (27)), got {tuple(Psi.shape)}"
-        )
-    return Psi.shape[0], Psi.shape[1], Psi.shape[-1]
-
-
 def _psi0(Psi0: torch.Tensor | None, b: int, r: int, like: torch.Tensor) -> torch.Tensor:
     if Psi0 is None:
         return torch.eye(r, dtype=like.dtype, device=like.device).expand(b, r, r)
@@ -154,7 +140,7 @@ def coupling_matrix(Psi: torch.Tensor, digital: torch.Tensor, gamma: torch.Tenso
     Returns:
         Real ``[B, I, I]`` coupling matrix.
     """
-    b, i, _ = _check_psi(Psi)
+    b, i, _ = check_psi(Psi)
     g = coupling_gains(Psi, digital)
     gam = _check_gamma(gamma, b, i, Psi)
     diag = torch.diagonal(g, dim1=-2, dim2=-1)
@@ -299,7 +285,7 @@ def virtual_uplink_fixed_point(
         check_tensor(Psi, "g", ndim=3, complex_=True)
         b, i, r = Psi.shape
     else:
-        b, i, r = _check_psi(Psi)
+        b, i, r = check_psi(Psi)
     gam = _check_gamma(gamma, b, i, Psi)
     # a tolerance below the rounding level could never be met (e.g. 1e-10 in complex64)
     tol = max(check_positive(tol, "tol"), 16.0 * torch.finfo(Psi.real.dtype).eps)
@@ -609,7 +595,7 @@ def uplink_solution_jacobian(
         last entry, nonsingular :math:`\mathbf D_\zeta \mathbf g`); invalid rows are set to 0,
         as the paper does ("we set the partial gradient to 0").
     """
-    b_, i_, r = _check_psi(Psi)
+    b_, i_, r = check_psi(Psi)
     if Psi.ndim != 5:
         raise ValueError(
             "uplink_solution_jacobian needs the 5-D virtual covariances [B, I, I, M_rf, M_rf]; "

@@ -430,14 +430,6 @@ __all__ += [
 ]
 
 
-def _unit_phase(W: torch.Tensor) -> torch.Tensor:
-    """``W / |W|`` with the convention ``0 -> 1``; NaN-free gradients everywhere."""
-    mag = W.abs()
-    nz = mag > 0
-    safe = torch.where(nz, mag, torch.ones_like(mag))
-    return torch.where(nz, W / safe, torch.ones_like(W))
-
-
 def unit_modulus_projection(W: torch.Tensor) -> torch.Tensor:
     r"""Projection onto unit-modulus phase shifters (C1), paper 004 eq. (10).
 
@@ -459,8 +451,7 @@ def unit_modulus_projection(W: torch.Tensor) -> torch.Tensor:
     Returns:
         Complex tensor of the same shape and dtype with unit-modulus entries.
     """
-    check_tensor(W, "W", complex_=True)
-    return _unit_phase(W)
+    return unit_modulus(W)  # the same entry-wise map as paper 003 eq. (7)
 
 
 def sparse_mask(W: torch.Tensor, zeta: float = 0.5, s_max: int | None = None) -> torch.Tensor:
@@ -525,7 +516,7 @@ def sparse_phase_projection(
         (the mask is piecewise constant, the active phases carry the gradient).
     """
     keep = sparse_mask(W, zeta, s_max)
-    return torch.where(keep, _unit_phase(W), torch.zeros_like(W))
+    return torch.where(keep, unit_modulus(W), torch.zeros_like(W))
 
 
 def _quantize_phase(W: torch.Tensor, q_levels: int) -> torch.Tensor:
@@ -601,7 +592,7 @@ def soft_sparse_projection(W: torch.Tensor, sharpness: float, shift: float = 0.5
     check_tensor(W, "W", complex_=True)
     s = check_positive(sharpness, "sharpness")
     z = check_nonnegative(shift, "shift")
-    return _unit_phase(W) * torch.sigmoid(s * (W.abs() - z))
+    return unit_modulus(W) * torch.sigmoid(s * (W.abs() - z))
 
 
 def soft_quantized_phase(phase: torch.Tensor, q_levels: int, sharpness: float) -> torch.Tensor:
