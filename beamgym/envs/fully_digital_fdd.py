@@ -36,7 +36,7 @@ from beamgym.envs.base import (
 from beamgym.packing import pack_complex, packed_size, unpack_complex
 from beamgym.physics.channels import check_placement, rayleigh_channel, sparse_geometric_channel
 from beamgym.physics.csi import CSI_ERROR_MODES, additive_csi_error
-from beamgym.physics.metrics import mimo_rates, miso_rates, miso_sinr, mmse_beamformer
+from beamgym.physics.metrics import mimo_rates, miso_sinr, mmse_beamformer
 from beamgym.physics.projections import normalize_total_power, total_power
 from beamgym.structures import TensorDataclass
 
@@ -377,8 +377,9 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
         W = self._check_beamformer(beamformer, instance)
         out: dict[str, torch.Tensor] = {}
         if self.config.M == 1:
-            rates = miso_rates(instance.H, W)
-            out["sinr"] = miso_sinr(instance.H, W)
+            sinr = miso_sinr(instance.H, W)
+            rates = torch.log1p(sinr) / math.log(2.0)  # eq. (4), bit/s/Hz
+            out["sinr"] = sinr
         else:
             rates = mimo_rates(instance.H, W)
         total = rates.sum(-1)

@@ -15,19 +15,20 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-from beamgym._validation import check_int, check_positive, check_tensor
+from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
 from beamgym.config import Precision, complex_dtype, real_dtype
+from beamgym.physics.arrays import ula_response
+from beamgym.structures import TensorDataclass
 
 __all__: list[str] = []
 
 
 # ---- paper 000: sparse mmWave geometric channel --------------------------------------------------
-from beamgym._validation import check_nonnegative as _nonneg_000  # noqa: E402
-from beamgym.physics.arrays import ula_response as _ula_000  # noqa: E402
 
 #: User placements of paper 000 Sec. II-B (Fig. 1).
 PLACEMENTS: tuple[str, ...] = ("single-cell", "spatial-division")
@@ -202,8 +203,8 @@ def sparse_geometric_channel(
     n_tx = check_int(n_tx, "n_tx")
     n_rx = check_int(n_rx, "n_rx")
     n_paths = check_int(n_paths, "n_paths")
-    s_aod = _nonneg_000(sigma_aod, "sigma_aod")
-    s_aoa = _nonneg_000(sigma_aoa, "sigma_aoa")
+    s_aod = check_nonnegative(sigma_aod, "sigma_aod")
+    s_aoa = check_nonnegative(sigma_aoa, "sigma_aoa")
     zeta = user_azimuths(
         generator,
         batch,
@@ -226,8 +227,8 @@ def sparse_geometric_channel(
         beta = (math.pi + zeta).unsqueeze(-1) + s_aoa * torch.randn(
             shape, generator=generator, dtype=torch.float64
         )
-        a_rx = _ula_000(beta, n_rx)  # [B, K, L, M]
-        a_tx = _ula_000(gamma, n_tx).conj()  # [B, K, L, N]
+        a_rx = ula_response(beta, n_rx)  # [B, K, L, M]
+        a_tx = ula_response(gamma, n_tx).conj()  # [B, K, L, N]
         H = torch.einsum("bkl,bklm,bkln->bkmn", alpha, a_rx, a_tx)
     H = H * scale
     return H.to(complex_dtype(precision)), zeta.to(real_dtype(precision))
@@ -309,17 +310,15 @@ __all__ += [
 # Sign conventions: see the module docstring of beamgym.physics.analog (carrier e^{j2pi f t},
 # path phase e^{-j2pi r/lambda} as eq. (25), geometry of eq. (35) as printed, first-order
 # distance r^s - (q-1) d sin(theta^s), i.e. eq. (26) with the sign that eq. (35) implies).
-import dataclasses as _dc_000  # noqa: E402
 
-from beamgym.structures import TensorDataclass as _TensorDataclass_000  # noqa: E402
 
 #: Near-field channel models: the piecewise-far-field model of eq. (27) or the exact
 #: spherical-wave channel of eq. (25) with per-antenna distances from eq. (35)'s geometry.
 NEAR_FIELD_MODELS: tuple[str, ...] = ("piecewise", "exact")
 
 
-@_dc_000.dataclass(frozen=True)
-class NearFieldUsers(_TensorDataclass_000):
+@dataclasses.dataclass(frozen=True)
+class NearFieldUsers(TensorDataclass):
     r"""Users of the near-field model, paper 000 Sec. IV-B (batch dimension first).
 
     Attributes:
@@ -419,7 +418,7 @@ def user_distances(
     n_users = check_int(n_users, "n_users")
     rc = check_positive(r_center, "r_center")
     sd = math.sqrt(check_positive(r_var, "r_var"))
-    rm = _nonneg_000(r_min, "r_min")
+    rm = check_nonnegative(r_min, "r_min")
     if (rm - rc) / sd > 8.0:
         raise ValueError(
             f"r_min={rm} m lies more than 8 standard deviations above r_center={rc} m; "
@@ -719,7 +718,6 @@ __all__ += [
 ]
 
 # ---- paper 003: extended Saleh-Valenzuela channel ------------------------------------------------
-from beamgym.physics.arrays import ula_response  # noqa: E402
 
 #: Channel normalizations of :func:`saleh_valenzuela_channel`.
 SV_NORMALIZATIONS: tuple[str, ...] = ("paper", "scaled")

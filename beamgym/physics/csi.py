@@ -16,13 +16,12 @@ import math
 
 import torch
 
-from beamgym._validation import check_int, check_positive, check_tensor
+from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
 
 __all__: list[str] = []
 
 
 # ---- paper 000: additive Gaussian estimation error -----------------------------------------------
-from beamgym._validation import check_nonnegative as _nonneg_csi_000  # noqa: E402
 
 #: CSI error models of :func:`additive_csi_error`.
 CSI_ERROR_MODES: tuple[str, ...] = ("absolute", "nmse", "perfect")
@@ -88,7 +87,7 @@ def additive_csi_error(
     if mode == "perfect":
         return H.clone()
     if mode == "absolute":
-        var = torch.tensor(_nonneg_csi_000(sigma2, "sigma2"), dtype=torch.float64)
+        var = torch.tensor(check_nonnegative(sigma2, "sigma2"), dtype=torch.float64)
     else:
         nmse = float(nmse_db)
         if not math.isfinite(nmse):

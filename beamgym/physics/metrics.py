@@ -26,9 +26,11 @@ import math
 
 import torch
 
-from beamgym._validation import check_tensor
+from beamgym._validation import check_same_batch, check_tensor
+from beamgym.physics.modular import equivalent_channel, panels_from_block_diag
 
 __all__ = [
+    "abs2",
     "as_noise",
     "miso_sinr",
     "miso_rates",
@@ -37,6 +39,16 @@ __all__ = [
 ]
 
 _LN2 = math.log(2.0)
+
+
+def abs2(x: torch.Tensor) -> torch.Tensor:
+    """Squared magnitude :math:`|x|^2` of a complex tensor, without the square root of ``abs``.
+
+    Differentiable everywhere (also at 0), and about twice as fast as ``x.abs().square()``.
+    """
+    if not x.is_complex():
+        return x.square()
+    return torch.view_as_real(x.resolve_conj()).square().sum(-1)
 
 
 def as_noise(
@@ -92,7 +104,7 @@ def miso_sinr(
         ``[B, K]`` real SINR (linear).
     """
     b, k, _ = _check_miso(H, W)
-    g = (H @ W).abs().square()  # [B, K, K]: |h_k^H w_i|^2
+    g = abs2(H @ W)  # [B, K, K]: |h_k^H w_i|^2
     signal = torch.diagonal(g, dim1=-2, dim2=-1)
     interference = g.sum(-1) - signal
     return signal / (interference + as_noise(noise_var, b, k, H))
@@ -598,8 +610,6 @@ __all__ += [
 ]
 
 # ---- paper 004: modular uplink rate and Theorem 1 gradient ---------------------------------------
-from beamgym._validation import check_same_batch  # noqa: E402
-from beamgym.physics.modular import equivalent_channel, panels_from_block_diag  # noqa: E402
 
 __all__ += [
     "equivalent_channel_rate",

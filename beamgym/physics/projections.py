@@ -16,7 +16,8 @@ import math
 
 import torch
 
-from beamgym._validation import check_int, check_positive, check_tensor
+from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
+from beamgym.physics.metrics import _as_power, abs2
 
 __all__: list[str] = []
 
@@ -71,7 +72,7 @@ def total_power(W: torch.Tensor) -> torch.Tensor:
         Real ``[B]`` power (linear).
     """
     _check_bf_000(W)
-    return W.abs().square().flatten(1).sum(-1)
+    return abs2(W).flatten(1).sum(-1)
 
 
 def power_violation(W: torch.Tensor, P: float | torch.Tensor) -> torch.Tensor:
@@ -230,7 +231,6 @@ def clip_hybrid_power(
 
 
 # ---- paper 003: unit-modulus analog precoder and digital normalization ---------------------------
-from beamgym.physics.metrics import _as_power  # noqa: E402
 
 #: Power allocations of :func:`hybrid_zero_forcing`.
 ZF_ALLOCATIONS: tuple[str, ...] = ("equal", "total")
@@ -415,7 +415,6 @@ __all__ += [
 ]
 
 # ---- paper 004: block-diagonal panels, sparse and quantized phase shifters -----------------------
-from beamgym._validation import check_nonnegative  # noqa: E402
 
 __all__ += [
     "unit_modulus_projection",
