@@ -40,7 +40,7 @@ from beamgym.physics.channels import (
     sparse_geometric_channel,
 )
 from beamgym.physics.csi import CSI_ERROR_MODES, additive_csi_error
-from beamgym.physics.metrics import hybrid_rates, miso_sinr
+from beamgym.physics.metrics import abs2, miso_sinr
 from beamgym.physics.projections import hybrid_initialization
 from beamgym.structures import HybridBeamformer, TensorDataclass
 
@@ -436,17 +436,20 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
             ``feasible`` ``[B]`` bool.
         """
         F, W = self._check_beamformer(beamformer, instance)
-        rates = hybrid_rates(instance.H, F, W, instance.noise_var)
-        sinr = miso_sinr(instance.H, F @ W, instance.noise_var)
+        FW = F @ W
+        # eq. (4) / 000 eq. (22) on the effective precoder F W: SINR once, rates from it
+        sinr = miso_sinr(instance.H, FW, instance.noise_var)
+        rates = torch.log1p(sinr) / math.log(2.0)
         total = rates.sum(-1)
-        power = torch.linalg.matrix_norm(F @ W).square()
+        power = abs2(FW).sum((-2, -1))
         with torch.no_grad():
             ok = (power - instance.power).abs() <= FEASIBILITY_RTOL * instance.power
             if self.steering:
-                dev = (F - self.analog_precoder).abs().amax((-2, -1))
-                ok = ok & (dev <= FEASIBILITY_RTOL * self.analog_precoder.abs().amax())
+                dev2 = abs2(F - self.analog_precoder).amax((-2, -1))
+                ref2 = abs2(self.analog_precoder).amax()
+                ok = ok & (dev2 <= FEASIBILITY_RTOL**2 * ref2)
             else:
-                ok = ok & ((F.abs() - 1.0).abs().amax((-2, -1)) <= FEASIBILITY_RTOL)
+                ok = ok & ((abs2(F) - 1.0).abs().amax((-2, -1)) <= FEASIBILITY_RTOL)
         return {
             "reward": total,
             "metric": total,

@@ -17,7 +17,7 @@ import math
 import torch
 
 from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
-from beamgym.physics.metrics import _as_power, abs2
+from beamgym.physics.metrics import _as_power
 
 __all__: list[str] = []
 
@@ -72,7 +72,7 @@ def total_power(W: torch.Tensor) -> torch.Tensor:
         Real ``[B]`` power (linear).
     """
     _check_bf_000(W)
-    return abs2(W).flatten(1).sum(-1)
+    return torch.view_as_real(W.resolve_conj()).flatten(1).square().sum(-1)
 
 
 def power_violation(W: torch.Tensor, P: float | torch.Tensor) -> torch.Tensor:
