@@ -32,7 +32,9 @@ import torch
 import beamgym
 from beamgym.datasets import make_instance_set
 from beamgym.envs.base import BeamformingTask
-from beamgym.structures import TensorDataclass
+from beamgym.envs.far_field_hybrid import FarFieldHybridTask
+from beamgym.physics.metrics import mmse_beamformer
+from beamgym.structures import HybridBeamformer, TensorDataclass
 
 try:
     from tqdm import tqdm
@@ -51,8 +53,31 @@ def random_policy(task: BeamformingTask, inst: TensorDataclass, rng: np.random.G
     return torch.as_tensor(rng.uniform(-1.0, 1.0, (inst.batch_size, task.action_dim)))
 
 
+def mmse_policy(task: BeamformingTask, inst: TensorDataclass, rng: np.random.Generator):
+    """Paper 000's MMSE beamformer (Sec. III-B2) on the ESTIMATED (effective) channel.
+
+    FullyDigitalFDD / NearFieldHybrid: the task's ``mmse_beamformer``. FarFieldHybrid with
+    steering analog beams: MMSE digital precoder on the estimated effective channel; with
+    ``analog="phase-shifter"``: paper 003's closed-form start, eq. (12)-(13).
+    """
+    if isinstance(task, FarFieldHybridTask):
+        if task.steering:
+            digital = mmse_beamformer(inst.H_est, inst.power)
+            analog = task.analog_precoder.expand(inst.batch_size, -1, -1)
+            bf = HybridBeamformer(analog=analog, digital=digital)
+        else:
+            bf = task.initial_beamformer(inst)
+    else:
+        bf = task.mmse_beamformer(inst)
+    return task.beamformer_to_action(bf, inst)
+
+
 AGENTS: dict[str, tuple[Policy, tuple[str, ...]]] = {
     "random": (random_policy, beamgym.ENV_IDS),
+    "mmse": (
+        mmse_policy,
+        ("beamgym/FullyDigitalFDD-v0", "beamgym/FarFieldHybrid-v0", "beamgym/NearFieldHybrid-v0"),
+    ),
 }
 
 
@@ -116,10 +141,10 @@ def main() -> None:
         for agent in args.agent:
             if env_id in AGENTS[agent][1]:
                 rows.append(evaluate(env_id, agent, args.episodes, args.seed, args.batch))
-    print(f"\n{'env':30s} {'agent':12s} {'metric':>10s} {'mean ± 95% CI':>22s} {'reward':>18s}")
+    print(f"\n{'env':30s} {'agent':12s} {'metric':>20s} {'mean ± 95% CI':>22s} {'reward':>18s}")
     for r in rows:
         print(
-            f"{r.env_id.removeprefix('beamgym/'):30s} {r.agent:12s} {r.metric_name:>10s} "
+            f"{r.env_id.removeprefix('beamgym/'):30s} {r.agent:12s} {r.metric_name:>20s} "
             f"{r.metric_mean:12.4f} ± {r.metric_ci95:<8.4f} "
             f"{r.reward_mean:10.4f} ± {r.reward_ci95:.4f}"
         )
