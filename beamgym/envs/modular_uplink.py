@@ -427,8 +427,8 @@ class ModularUplinkEnv(BeamformingEnv):
 
     ## Observation Space
 
-    A `Box(-inf, inf, (2 B M K + 1,), float32)` (3201 for Scenario 1): what the receiver
-    knows.
+    A `Box(-3.4e38, 3.4e38, (2 B M K + 1,), float32)` (the float32 range; 3201 for Scenario 1):
+    what the receiver knows.
 
     | Index                   | Observation                                          | Min  | Max |
     |-------------------------|------------------------------------------------------|------|-----|

@@ -688,7 +688,8 @@ class OutageHybridEnv(BeamformingEnv):
 
     ## Observation Space
 
-    A `Box(-inf, inf, (obs_dim,), float32)` (918 by default): what the transmitter knows.
+    A `Box(-3.4e38, 3.4e38, (obs_dim,), float32)` (the float32 range; 918 by default): what
+    the transmitter knows.
 
     | Index (defaults)   | Observation                                               | Min  | Max |
     |--------------------|-----------------------------------------------------------|------|-----|
