@@ -237,3 +237,25 @@ def test_instance_set_determinism_and_io(env_id: str, tmp_path) -> None:
     expected = env.task.observe(ds1.instances[4])[0].numpy().astype(np.float32)
     assert np.array_equal(obs, expected)
     assert [len(b) for b in ds1.batches(4)] == [4, 2]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_cuda_matches_cpu(env_id: str) -> None:
+    ds = make_instance_set(env_id, n=8, seed=3, precision="double")
+    cpu = gym.make_vec(
+        env_id, num_envs=8, vectorization_mode="vector_entry_point", precision="double"
+    )
+    gpu = gym.make_vec(
+        env_id,
+        num_envs=8,
+        vectorization_mode="vector_entry_point",
+        precision="double",
+        device="cuda",
+    )
+    cpu.reset(options={"instance": ds.instances})
+    gpu.reset(options={"instance": ds.instances.to("cuda")})
+    actions = cpu.action_space.sample()
+    r_cpu = cpu.step(actions)[1]
+    r_gpu = gpu.step(actions)[1]
+    np.testing.assert_allclose(r_gpu, r_cpu, rtol=1e-8, atol=1e-8)
