@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/evaluate.py
+	$(PY) examples/evaluate.py --snr-db 5 10 15 20
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,40 +1,38 @@
-"""Score simple baselines on beamgym environments over fixed, seeded test sets.
+"""Score beamgym agents on fixed, seeded test sets: quality, confidence intervals and speed.
 
-This is the demo behind ``make demo``. It builds each environment's seeded test set
-(``beamgym.datasets.make_instance_set``), runs every selected agent on the very same instances
-through the native batched vector env, and prints the mean and 95% confidence interval of the
-env's headline metric and reward.
-
-The full harness (classical solvers, learned agents, latency, plots) replaces this demo in
-issue 3; the agents here are the random-feasible agent and the closed-form baselines that follow
-directly from each env's observation.
+Every agent runs on the very same instances of its env (``beamgym.datasets.make_instance_set``
+with the fixed test seed), through the common harness (``agents.harness.evaluate_agent``): it
+sees only what the transmitter/receiver knows, its beamformer goes through the env's action map
+(as ``env.step`` would) and is scored on the TRUE channel.
 
 Usage:
-    python examples/evaluate.py                       # every env, every demo agent
-    python examples/evaluate.py --env beamgym/FullyDigitalFDD-v0 --episodes 500
     python examples/evaluate.py --list
+    python examples/evaluate.py --agent mmse --compare mrt wmmse --snr-db 5 10 15 20
+    python examples/evaluate.py --agent pga --env beamgym/FarFieldHybrid-v0 \
+        --env-kw analog=phase-shifter --trace
+    python examples/evaluate.py --agent ghbf_perf --episodes 500 --out runs/ghbf
+
+With no ``--env`` each agent runs on the first env it supports (its paper's default env); with
+``--compare`` all agents run on the main agent's env. Results go to ``--out`` as
+``results.json``, ``results.csv`` and PNG plots (metric vs SNR, metric vs iteration, power vs
+outage).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import csv
+import dataclasses
 import json
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import gymnasium as gym
-import numpy as np
-import torch
-
-import beamgym
-from beamgym.datasets import make_instance_set
-from beamgym.envs.base import BeamformingTask
-from beamgym.envs.far_field_hybrid import FarFieldHybridTask
-from beamgym.physics.metrics import mmse_beamformer
-from beamgym.structures import HybridBeamformer, TensorDataclass
+import agents
+from agents.base import make_agent, registered_agents
+from agents.harness import AgentResult, evaluate_agent
+from beamgym.datasets import make_instance_set, make_task
 
 try:
     from tqdm import tqdm
@@ -44,114 +42,234 @@ except ImportError:  # tqdm is in the "viz" extra
         return x
 
 
-#: An agent maps (task, batch of instances, numpy generator) to a batch of actions.
-Policy = Callable[[BeamformingTask, TensorDataclass, np.random.Generator], torch.Tensor]
+#: Seed of every test set (fixed once; never tuned on).
+TEST_SEED = 1_000_003
+#: The demo that runs with no arguments (until a learned agent ships its checkpoint).
+DEMO_AGENT, DEMO_COMPARE = "mmse", ("mrt", "zf", "mmse_ga", "wmmse", "random")
 
 
-def random_policy(task: BeamformingTask, inst: TensorDataclass, rng: np.random.Generator):
-    """Uniform random action: a random feasible beamformer after the env's projection."""
-    return torch.as_tensor(rng.uniform(-1.0, 1.0, (inst.batch_size, task.action_dim)))
+@dataclasses.dataclass
+class Args:
+    """Command-line arguments (CleanRL style: one documented field each)."""
+
+    agent: str = DEMO_AGENT
+    """Main agent (registry name, see --list)."""
+    compare: tuple[str, ...] = ()
+    """Further agents scored on the same env and instances."""
+    env: str | None = None
+    """Env id; default: the main agent's first supported env."""
+    env_kw: tuple[str, ...] = ()
+    """Env configuration as key=value pairs (Python literals), e.g. analog=phase-shifter."""
+    snr_db: tuple[float, ...] = ()
+    """SNRs in dB; one test set per value (envs with an ``snr_db`` keyword)."""
+    episodes: int = 200
+    """Test instances per test set."""
+    batch: int = 512
+    """Instances per batched solve."""
+    trace: bool = False
+    """Also record the metric against iterations for iterative solvers."""
+    out: Path | None = None
+    """Output folder for results.json, results.csv and plots (default: runs/evaluate-<time>)."""
+    seed: int = TEST_SEED
+    """Test-set seed (fixed; change only to check robustness)."""
 
 
-def mmse_policy(task: BeamformingTask, inst: TensorDataclass, rng: np.random.Generator):
-    """Paper 000's MMSE beamformer (Sec. III-B2) on the ESTIMATED (effective) channel.
-
-    FullyDigitalFDD / NearFieldHybrid: the task's ``mmse_beamformer``. FarFieldHybrid with
-    steering analog beams: MMSE digital precoder on the estimated effective channel; with
-    ``analog="phase-shifter"``: paper 003's closed-form start, eq. (12)-(13).
-    """
-    if isinstance(task, FarFieldHybridTask):
-        if task.steering:
-            digital = mmse_beamformer(inst.H_est, inst.power)
-            analog = task.analog_precoder.expand(inst.batch_size, -1, -1)
-            bf = HybridBeamformer(analog=analog, digital=digital)
-        else:
-            bf = task.initial_beamformer(inst)
+def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agent", default=None, help=f"main agent (default demo: {DEMO_AGENT})")
+    p.add_argument("--compare", nargs="*", default=None, help="agents scored beside it")
+    p.add_argument("--env", default=None, help="env id (default: the agent's paper env)")
+    p.add_argument("--env-kw", nargs="*", default=[], help="env keywords key=value")
+    p.add_argument("--snr-db", nargs="*", type=float, default=[], help="SNRs in dB")
+    p.add_argument("--episodes", type=int, default=200, help="test instances per set")
+    p.add_argument("--batch", type=int, default=512, help="instances per batched solve")
+    p.add_argument("--trace", action="store_true", help="metric vs iteration")
+    p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--seed", type=int, default=TEST_SEED, help="test-set seed")
+    p.add_argument("--list", action="store_true", help="list the registered agents")
+    ns = p.parse_args(argv)
+    if ns.agent is None:
+        agent = DEMO_AGENT
+        compare = (
+            tuple(ns.compare)
+            if ns.compare is not None
+            else tuple(a for a in DEMO_COMPARE if a in registered_agents())
+        )
     else:
-        bf = task.mmse_beamformer(inst)
-    return task.beamformer_to_action(bf, inst)
+        agent, compare = ns.agent, tuple(ns.compare or ())
+    args = Args(
+        agent=agent,
+        compare=compare,
+        env=ns.env,
+        env_kw=tuple(ns.env_kw),
+        snr_db=tuple(ns.snr_db),
+        episodes=ns.episodes,
+        batch=ns.batch,
+        trace=ns.trace,
+        out=ns.out,
+        seed=ns.seed,
+    )
+    return args, ns.list
 
 
-AGENTS: dict[str, tuple[Policy, tuple[str, ...]]] = {
-    "random": (random_policy, beamgym.ENV_IDS),
-    "mmse": (
-        mmse_policy,
-        ("beamgym/FullyDigitalFDD-v0", "beamgym/FarFieldHybrid-v0", "beamgym/NearFieldHybrid-v0"),
-    ),
-}
+def _literal(v: str) -> Any:
+    try:
+        return ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+        return v
 
 
-@dataclass
-class Row:
-    env_id: str
-    agent: str
-    metric_name: str
-    metric_mean: float
-    metric_ci95: float
-    reward_mean: float
-    reward_ci95: float
-    episodes: int
-    seconds: float
+def _env_kwargs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--env-kw expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k] = _literal(v)
+    return out
 
 
-def _mean_ci(x: np.ndarray) -> tuple[float, float]:
-    return float(x.mean()), float(1.96 * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
+def print_registry() -> None:
+    for name, spec in sorted(registered_agents().items()):
+        envs = ", ".join(e.removeprefix("beamgym/") for e in spec.env_ids)
+        print(f"{name:16s} {spec.description}\n{'':16s} envs: {envs}")
 
 
-def evaluate(env_id: str, agent: str, episodes: int, seed: int, batch: int) -> Row:
-    policy, supported = AGENTS[agent]
-    if env_id not in supported:
-        raise SystemExit(f"agent {agent!r} does not support {env_id}; see --list")
-    ds = make_instance_set(env_id, n=episodes, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    metrics, rewards = [], []
-    t0 = time.perf_counter()
-    for part in tqdm(ds.batches(batch), desc=f"{agent} on {env_id}", leave=False):
-        venv = gym.make_vec(
-            env_id, num_envs=part.batch_size, vectorization_mode="vector_entry_point"
-        )
-        venv.reset(options={"instance": part})
-        task = venv.unwrapped.task
-        actions = policy(task, part, rng).clamp(-1, 1).numpy().astype(np.float32)
-        _, reward, _, _, info = venv.step(actions)
-        rewards.append(reward)
-        metrics.append(info["metric"])
-        venv.close()
-    seconds = time.perf_counter() - t0
-    m, r = np.concatenate(metrics), np.concatenate(rewards)
-    return Row(env_id, agent, task.metric_name, *_mean_ci(m), *_mean_ci(r), len(m), seconds)
+def run(args: Args) -> list[AgentResult]:
+    specs = registered_agents()
+    names = (args.agent, *[c for c in args.compare if c != args.agent])
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise SystemExit(f"unknown agent(s) {unknown}; see --list")
+    env_id = args.env or specs[args.agent].env_ids[0]
+    for n in names:
+        if env_id not in specs[n].env_ids:
+            raise SystemExit(f"agent {n!r} does not support {env_id}; see --list")
+    base_kw = specs[args.agent].default_env_kwargs(env_id) if not args.env_kw else {}
+    base_kw.update(_env_kwargs(args.env_kw))
+    settings = [{**base_kw, "snr_db": s} for s in args.snr_db] or [base_kw]
+    results = []
+    for kw in settings:
+        ds = make_instance_set(env_id, n=args.episodes, seed=args.seed, **kw)
+        task = make_task(env_id, **kw)
+        for name in tqdm(names, desc=f"{env_id} {kw}", leave=False):
+            agent = make_agent(name, task)
+            results.append(evaluate_agent(agent, ds, batch_size=args.batch, trace=args.trace))
+    return results
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description="Score demo agents on beamgym envs.")
-    p.add_argument("--agent", nargs="+", default=list(AGENTS), help="agent name(s)")
-    p.add_argument("--env", nargs="+", default=list(beamgym.ENV_IDS), help="env id(s)")
-    p.add_argument("--episodes", type=int, default=200, help="test instances per env")
-    p.add_argument("--seed", type=int, default=2024, help="seed of the fixed test set")
-    p.add_argument("--batch", type=int, default=512, help="instances per batched call")
-    p.add_argument("--out", type=Path, default=None, help="write results.json here")
-    p.add_argument("--list", action="store_true", help="list agents and their envs")
-    args = p.parse_args()
-    if args.list:
-        for name, (_, envs) in AGENTS.items():
-            print(f"{name:12s} {', '.join(envs)}")
+def print_table(results: list[AgentResult]) -> None:
+    if not results:
         return
-    rows = []
-    for env_id in args.env:
-        for agent in args.agent:
-            if env_id in AGENTS[agent][1]:
-                rows.append(evaluate(env_id, agent, args.episodes, args.seed, args.batch))
-    print(f"\n{'env':30s} {'agent':12s} {'metric':>20s} {'mean ± 95% CI':>22s} {'reward':>18s}")
-    for r in rows:
-        print(
-            f"{r.env_id.removeprefix('beamgym/'):30s} {r.agent:12s} {r.metric_name:>20s} "
-            f"{r.metric_mean:12.4f} ± {r.metric_ci95:<8.4f} "
-            f"{r.reward_mean:10.4f} ± {r.reward_ci95:.4f}"
+    name = results[0].metric_name
+    hdr = f"{'env':20s} {'setting':18s} {'agent':34s} {name + ' (95% CI)':>24s}"
+    extra = [k for k in ("outage_fraction", "active_fraction") if k in results[0].extras]
+    hdr += "".join(f" {k:>18s}" for k in extra) + f" {'batched us':>11s} {'single us':>10s}"
+    print("\n" + hdr)
+    for r in results:
+        s = r.summary()
+        setting = ",".join(f"{k}={v}" for k, v in r.env_kwargs.items()) or "default"
+        line = (
+            f"{r.env_id.removeprefix('beamgym/'):20s} {setting[:18]:18s} {r.agent[:34]:34s} "
+            f"{s['metric_mean']:13.4f} ± {s['metric_ci95']:<8.4f}"
         )
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps([r.__dict__ for r in rows], indent=2))
-        print(f"wrote {args.out / 'results.json'}")
+        line += "".join(f" {s[k + '_mean']:18.4f}" for k in extra)
+        line += f" {s['latency_batched_us']:11.1f} {s['latency_single_us']:10.1f}"
+        print(line)
+    for r in results:
+        if r.trace is not None:
+            pts = ", ".join(f"{t:.3f}" for t in r.trace[:: max(1, len(r.trace) // 10)])
+            print(f"trace {r.agent}: {pts}")
+
+
+def write_outputs(results: list[AgentResult], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r.summary() for r in results]
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    flat = [{k: v for k, v in row.items() if k != "trace"} for row in rows]
+    keys = sorted({k for row in flat for k in row})
+    with (out / "results.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for row in flat:
+            w.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()})
+    _plots(results, out)
+    print(f"wrote {out / 'results.json'}, {out / 'results.csv'} and plots")
+
+
+def _plots(results: list[AgentResult], out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # viz extra not installed
+        return
+    by_agent: dict[str, list[AgentResult]] = {}
+    for r in results:
+        by_agent.setdefault(r.agent, []).append(r)
+    snr_runs = {a: rs for a, rs in by_agent.items() if all("snr_db" in r.env_kwargs for r in rs)}
+    if snr_runs and max(len(rs) for rs in snr_runs.values()) > 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for a, rs in snr_runs.items():
+            x = [r.env_kwargs["snr_db"] for r in rs]
+            s = [r.summary() for r in rs]
+            ax.errorbar(x, [v["metric_mean"] for v in s], [v["metric_ci95"] for v in s], label=a)
+        ax.set_xlabel("SNR (dB)")
+        ax.set_ylabel(results[0].metric_name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "metric_vs_snr.png", dpi=120)
+        plt.close(fig)
+    traced = [r for r in results if r.trace is not None and len(r.trace) > 1]
+    if traced:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in traced:
+            label = r.agent + (
+                f" {r.env_kwargs.get('snr_db')} dB" if "snr_db" in r.env_kwargs else ""
+            )
+            ax.plot(range(len(r.trace)), r.trace, label=label)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(results[0].metric_name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "metric_vs_iteration.png", dpi=120)
+        plt.close(fig)
+    outage = [r for r in results if "outage_fraction" in r.extras]
+    if outage:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in outage:
+            s = r.summary()
+            ax.errorbar(
+                s["outage_fraction_mean"],
+                s["metric_mean"],
+                s["metric_ci95"],
+                fmt="o",
+                label=r.agent,
+            )
+        ax.set_xlabel("empirical outage (fraction of users)")
+        ax.set_ylabel(results[0].metric_name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "power_vs_outage.png", dpi=120)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, list_only = parse_args(argv)
+    assert agents.base  # the import registers the built-in agents
+    if list_only:
+        print_registry()
+        return
+    t0 = time.perf_counter()
+    results = run(args)
+    print_table(results)
+    out = args.out or Path("runs") / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
+    write_outputs(results, out)
+    print(f"done in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

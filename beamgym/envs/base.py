@@ -147,6 +147,24 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
     def observe(self, instance: InstanceT) -> torch.Tensor:
         """Real ``[B, obs_dim]`` observation: only what the transmitter/receiver knows."""
 
+    def decode_observation(self, observation: torch.Tensor) -> TensorDataclass:
+        """Inverse of :meth:`observe`: the transmitter/receiver-known quantities.
+
+        Args:
+            observation: Real ``[B, obs_dim]`` task observation (no horizon extras).
+
+        Returns:
+            The env's ``Known`` dataclass (estimated CSI, SNR, targets, side information),
+            batch first, on ``self.device`` in ``self.rdtype``/``self.cdtype``. Solvers take this
+            view, never the true channel; ``action_to_beamformer`` and
+            ``beamformer_to_action`` accept it in place of an instance.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not decode observations yet")
+
+    def known(self, instance: InstanceT) -> TensorDataclass:
+        """What the transmitter/receiver knows about ``instance``: ``decode(observe(x))``."""
+        return self.decode_observation(self.observe(instance))
+
     def observation_bounds(self) -> tuple[float, float]:
         """``(low, high)`` of the task observation.
 

@@ -23,7 +23,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from beamgym._validation import check_int, check_nonnegative, check_number, check_positive
+from beamgym._validation import (
+    check_int,
+    check_nonnegative,
+    check_number,
+    check_positive,
+    check_tensor,
+)
 from beamgym.envs.base import (
     BeamformingEnv,
     BeamformingTask,
@@ -48,6 +54,7 @@ __all__ = [
     "ANALOG_MODES",
     "FarFieldHybridConfig",
     "FarFieldHybridInstance",
+    "FarFieldHybridKnown",
     "FarFieldHybridTask",
     "FarFieldHybridEnv",
     "FarFieldHybridVectorEnv",
@@ -224,6 +231,32 @@ class FarFieldHybridInstance(TensorDataclass):
     noise_var: torch.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class FarFieldHybridKnown(TensorDataclass):
+    r"""What the BS knows about a batch of FarFieldHybrid-v0 instances (batch dimension first).
+
+    Decoded exactly from the observation by :meth:`FarFieldHybridTask.decode_observation`;
+    solvers see only this view, never the true channel. The field names equal those of
+    :class:`FarFieldHybridInstance`. In steering mode the predetermined analog precoder
+    :math:`\mathbf W^a` of paper 000 eq. (18) is a constant of the configuration
+    (``task.analog_precoder``), not a per-instance field.
+
+    Attributes:
+        H_est: Estimated CSI. Steering: ``[B, K, N_RF]`` estimated effective channel
+            :math:`\tilde{\mathbf G}` (000 Sec. IV-A); phase-shifter: ``[B, K, N]`` estimated
+            channel :math:`\tilde{\mathbf H}` (rows :math:`\tilde{\mathbf h}_k^H`, 003).
+        snr_db: ``[B]`` real SNR in dB (observed).
+        power: ``[B]`` real power budget, from the SNR: :math:`P = 1` (steering, 000
+            Sec. III-D1) or :math:`P_t = 10^{\mathrm{SNR}/10}` (phase-shifter, σ_n² = 1).
+        noise_var: ``[B]`` real noise variance (1 in both modes, a convention of the env).
+    """
+
+    H_est: torch.Tensor
+    snr_db: torch.Tensor
+    power: torch.Tensor
+    noise_var: torch.Tensor
+
+
 class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridConfig]):
     r"""Batched physics of FarFieldHybrid-v0 (see :class:`FarFieldHybridEnv`).
 
@@ -334,8 +367,41 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         """``[pack(H_est), snr_db]`` as a real ``[B, obs_dim]`` tensor."""
         return torch.cat([pack_complex(instance.H_est, 2), instance.snr_db.unsqueeze(-1)], -1)
 
+    def decode_observation(self, observation: torch.Tensor) -> FarFieldHybridKnown:
+        """Inverse of :meth:`observe`: the BS-known :class:`FarFieldHybridKnown`.
+
+        ``H_est`` is unpacked from the first ``obs_dim - 1`` entries and ``snr_db`` is the last
+        one; the power budget follows from the SNR exactly as :meth:`sample` computes it
+        (``P = 1`` steering, ``P_t = 10^(snr_db/10)`` phase-shifter) and the noise variance
+        is 1. In double precision ``decode_observation(observe(x))`` reproduces ``x``'s known
+        fields bit for bit.
+
+        Args:
+            observation: Real ``[B, obs_dim]`` task observation (without the ``horizon > 1``
+                extras; slice ``obs[:, :task.obs_dim]`` first).
+
+        Returns:
+            The known view on ``self.device`` in ``self.cdtype`` / ``self.rdtype``.
+        """
+        check_tensor(observation, "observation", ndim=2, complex_=False)
+        if observation.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"observation must have shape [B, obs_dim] = [B, {self.obs_dim}], got "
+                f"{tuple(observation.shape)}; slice off the horizon > 1 extras first"
+            )
+        obs = observation.to(device=self.device, dtype=self.rdtype)
+        H_est = unpack_complex(obs[:, :-1], self.csi_shape).to(self.cdtype)
+        snr_db = obs[:, -1].clone()
+        if self.steering:
+            power = torch.ones_like(snr_db)
+        else:
+            power = torch.pow(10.0, snr_db / 10.0)  # P_t = SNR with sigma_n^2 = 1, as sample()
+        return FarFieldHybridKnown(
+            H_est=H_est, snr_db=snr_db, power=power, noise_var=torch.ones_like(snr_db)
+        )
+
     def action_to_beamformer(
-        self, action: torch.Tensor, instance: FarFieldHybridInstance
+        self, action: torch.Tensor, instance: FarFieldHybridInstance | FarFieldHybridKnown
     ) -> tuple[HybridBeamformer, torch.Tensor]:
         """Map ``[B, action_dim]`` actions to feasible hybrid beamformers (differentiable).
 
@@ -345,6 +411,8 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         ``W = sqrt(P) W~ / ||F W~||_F``. If ``F W~ = 0`` (e.g. an all-zero digital action),
         ``W~`` is replaced by ``[I_K; 0]`` first, so the map is defined on the whole box.
         ``projected`` is True where the scaling changed ``W~`` by more than 1e-6 (relative).
+        Only the known ``power`` of ``instance`` is used, so a :class:`FarFieldHybridKnown`
+        may stand in for the instance.
         """
         c = self.config
         b = action.shape[0]
@@ -365,7 +433,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         return HybridBeamformer(analog=F, digital=W), projected
 
     def beamformer_to_action(
-        self, beamformer: HybridBeamformer, instance: FarFieldHybridInstance
+        self, beamformer: HybridBeamformer, instance: FarFieldHybridInstance | FarFieldHybridKnown
     ) -> torch.Tensor:
         """Inverse of :meth:`action_to_beamformer` on the feasible set.
 
@@ -376,6 +444,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         floating-point rounding) for every unit-modulus ``F`` (steering: ``F = W^a``) and
         every ``W`` with ``||F W||_F^2 = P`` -- exactly the image of the action map. Other
         ``W`` come back rescaled to the power budget; ``W = 0`` maps to the zero action.
+        ``instance`` (or its :class:`FarFieldHybridKnown`) only fixes the batch size.
         """
         F, W = self._check_beamformer(beamformer, instance)
         c = self.config
@@ -393,7 +462,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         return torch.cat([a_f, a_w], -1).clamp(-1.0, 1.0)
 
     def _check_beamformer(
-        self, beamformer: Any, instance: FarFieldHybridInstance
+        self, beamformer: Any, instance: FarFieldHybridInstance | FarFieldHybridKnown
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(beamformer, HybridBeamformer):
             raise ValueError(
@@ -461,8 +530,13 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         }
 
     # ---- structured helpers for model-based agents ----------------------------------------
-    def initial_beamformer(self, instance: FarFieldHybridInstance) -> HybridBeamformer:
+    def initial_beamformer(
+        self, instance: FarFieldHybridInstance | FarFieldHybridKnown
+    ) -> HybridBeamformer:
         """Paper 003's PGA start, eq. (12)-(13) (aligned sign, pinv), from the ESTIMATED CSI.
+
+        Uses only ``H_est`` and ``power``, so an instance or its known view
+        (:meth:`decode_observation`) give the same result.
 
         Phase-shifter mode only; needs ``N_RF = K`` (raises ``ValueError`` otherwise).
         """
@@ -584,6 +658,11 @@ class FarFieldHybridEnv(BeamformingEnv):
     Phase-shifter: ``D = N``, the estimated channel :math:`\tilde{\mathbf H}` (rows
     :math:`\tilde{\mathbf h}_k^H`; obs_dim 257 by default). With ``horizon > 1`` the previous
     action, the per-user rates it achieved and the elapsed fraction of the interval follow.
+
+    ``env.unwrapped.task.decode_observation(obs)`` inverts the task part exactly into a
+    :class:`FarFieldHybridKnown` (``H_est``, ``snr_db``, the power budget implied by the SNR
+    and the unit noise variance): everything a solver may use. In steering mode the fixed
+    analog precoder is ``task.analog_precoder``.
 
     ## Rewards
 

@@ -46,6 +46,7 @@ __all__ = [
     "CSI_NMSE_FLOOR_DB",
     "FullyDigitalFDDConfig",
     "FullyDigitalFDDInstance",
+    "FullyDigitalFDDKnown",
     "FullyDigitalFDDTask",
     "FullyDigitalFDDEnv",
     "FullyDigitalFDDVectorEnv",
@@ -195,6 +196,32 @@ class FullyDigitalFDDInstance(TensorDataclass):
     azimuth: torch.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class FullyDigitalFDDKnown(TensorDataclass):
+    r"""What the BS knows about a batch of FullyDigitalFDD-v0 instances (batch first).
+
+    :meth:`FullyDigitalFDDTask.decode_observation` builds it from the observation; solvers
+    take it instead of the instance (never the true channel), and
+    :meth:`~FullyDigitalFDDTask.action_to_beamformer` /
+    :meth:`~FullyDigitalFDDTask.beamformer_to_action` accept it in place of an instance.
+    Field names are the instance's.
+
+    Attributes:
+        H_est: Estimated normalized channel :math:`\tilde{\mathbf H}`, complex ``[B, K, N]``
+            (MISO) or ``[B, K, M, N]`` (MIMO), fed back to the BS.
+        snr_db: Real ``[B]`` SNR = P/σ² in dB.
+        csi_nmse_db: Real ``[B]`` expected NMSE of ``H_est`` in dB (CSI-quality side info).
+        power: Real ``[B]`` power budget :math:`P` (linear). Not part of the observation: it
+            is the configuration constant ``P`` (every instance of a configuration has
+            ``power == P``; :meth:`FullyDigitalFDDTask.validate_instance` enforces it).
+    """
+
+    H_est: torch.Tensor
+    snr_db: torch.Tensor
+    csi_nmse_db: torch.Tensor
+    power: torch.Tensor
+
+
 class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalFDDConfig]):
     """Batched physics of FullyDigitalFDD-v0 (see :class:`FullyDigitalFDDEnv`)."""
 
@@ -293,6 +320,12 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
                 )
         if bool((inst.power <= 0).any()):
             raise ValueError("instance.power (P, linear) must be > 0")
+        if bool((inst.power != float(c.P)).any()):
+            raise ValueError(
+                f"instance.power must equal the configuration's power budget P = {c.P} (the BS "
+                "knows P from the configuration, not from the observation); make the env with "
+                "P=... to use another budget"
+            )
         return inst
 
     # ---- observation and action ---------------------------------------------------------
@@ -308,8 +341,40 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
             -1,
         )
 
+    def decode_observation(self, observation: torch.Tensor) -> FullyDigitalFDDKnown:
+        """Inverse of :meth:`observe`: the BS-known :class:`FullyDigitalFDDKnown`.
+
+        ``H_est``, ``snr_db`` and ``csi_nmse_db`` are read back exactly (the packing is a
+        reordering of real and imaginary parts); ``power`` is the configuration's ``P``.
+
+        Args:
+            observation: Real ``[B, obs_dim]`` task observation (without the ``horizon > 1``
+                extras; slice ``obs[:, :task.obs_dim]``), any float dtype; it is cast to
+                ``self.rdtype`` on ``self.device``.
+
+        Returns:
+            :class:`FullyDigitalFDDKnown` in ``self.cdtype`` / ``self.rdtype``.
+        """
+        check_tensor(observation, "observation", ndim=2, complex_=False)
+        if observation.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"observation must have shape [B, obs_dim] = [B, {self.obs_dim}] for this "
+                f"config, got {tuple(observation.shape)}; drop the horizon extras with "
+                "obs[:, :task.obs_dim]"
+            )
+        obs = observation.to(device=self.device, dtype=self.rdtype)
+        n = packed_size(self.config.channel_shape)
+        return FullyDigitalFDDKnown(
+            H_est=unpack_complex(obs[:, :n], self.config.channel_shape).to(self.cdtype),
+            snr_db=obs[:, n].clone(),
+            csi_nmse_db=obs[:, n + 1].clone(),
+            power=torch.full(
+                (obs.shape[0],), float(self.config.P), dtype=self.rdtype, device=self.device
+            ),
+        )
+
     def action_to_beamformer(
-        self, action: torch.Tensor, instance: FullyDigitalFDDInstance
+        self, action: torch.Tensor, instance: FullyDigitalFDDInstance | FullyDigitalFDDKnown
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Map ``[B, 2NKM]`` actions to full-power beamformers, paper 000 Sec. III-A3.
 
@@ -318,6 +383,7 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
         W}\|_F` (:func:`beamgym.physics.projections.normalize_total_power`). A zero action
         gives the zero beamformer (no NaN). ``projected`` is True where the normalization
         changed :math:`\tilde{\mathbf W}` (power off by more than 1e-6 relative, or zero).
+        Uses only ``instance.power``, so a :class:`FullyDigitalFDDKnown` works as well.
         """
         W_raw = unpack_complex(action, self.beamformer_shape).to(self.cdtype)
         W = normalize_total_power(W_raw, instance.power)
@@ -326,7 +392,9 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
             projected = (raw == 0) | ((raw - instance.power).abs() > 1e-6 * instance.power)
         return W, projected
 
-    def _check_beamformer(self, W: Any, instance: FullyDigitalFDDInstance) -> torch.Tensor:
+    def _check_beamformer(
+        self, W: Any, instance: FullyDigitalFDDInstance | FullyDigitalFDDKnown
+    ) -> torch.Tensor:
         check_tensor(W, "beamformer", ndim=3, complex_=True)
         shape = (instance.batch_size, *self.beamformer_shape)
         if tuple(W.shape) != shape:
@@ -341,14 +409,15 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
         return W
 
     def beamformer_to_action(
-        self, beamformer: torch.Tensor, instance: FullyDigitalFDDInstance
+        self, beamformer: torch.Tensor, instance: FullyDigitalFDDInstance | FullyDigitalFDDKnown
     ) -> torch.Tensor:
         """Inverse of :meth:`action_to_beamformer`: ``pack(W) / max|pack(W)|``.
 
         Round trip: ``action_to_beamformer(beamformer_to_action(W)) == W`` (to rounding) for
         every ``W`` with ``||W||_F^2 = P``, the image of the normalization layer. Other
         nonzero ``W`` come back rescaled to full power (``W sqrt(P)/||W||_F``); ``W = 0``
-        maps to the zero action.
+        maps to the zero action. ``instance`` may be a :class:`FullyDigitalFDDKnown` (only its
+        batch size is used).
         """
         W = self._check_beamformer(beamformer, instance)
         packed = pack_complex(W, 2)
@@ -398,7 +467,9 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
         return out
 
     # ---- structured helpers for model-based agents ----------------------------------------
-    def mmse_beamformer(self, instance: FullyDigitalFDDInstance) -> torch.Tensor:
+    def mmse_beamformer(
+        self, instance: FullyDigitalFDDInstance | FullyDigitalFDDKnown
+    ) -> torch.Tensor:
         """Paper 000's MMSE beamformer (Sec. III-B2) on the ESTIMATED channel, full power."""
         return mmse_beamformer(instance.H_est, instance.power)
 
@@ -457,6 +528,9 @@ class FullyDigitalFDDEnv(BeamformingEnv):
     \* The Box bounds are the float32 range (``±3.4e38``) so that the space is finite. The
     packed channel entries have variance ≈ SNR/P. With ``horizon > 1`` the previous action,
     the per-user rates it achieved and the elapsed fraction of the interval follow.
+    ``env.unwrapped.task.decode_observation(obs)`` returns the BS-known fields as a
+    :class:`FullyDigitalFDDKnown` (``H_est``, ``snr_db``, ``csi_nmse_db`` and the budget
+    ``power`` = ``P``), the input of the model-based agents.
 
     ## Rewards
 

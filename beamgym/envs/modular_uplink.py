@@ -42,6 +42,7 @@ __all__ = [
     "CONSTRAINTS",
     "ModularUplinkConfig",
     "ModularUplinkInstance",
+    "ModularUplinkKnown",
     "ModularUplinkTask",
     "ModularUplinkEnv",
     "ModularUplinkVectorEnv",
@@ -173,6 +174,26 @@ class ModularUplinkInstance(TensorDataclass):
     snr: torch.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class ModularUplinkKnown(TensorDataclass):
+    r"""What the receiver knows about a batch of ModularUplink-v0 instances.
+
+    Decoded exactly from the observation (:meth:`ModularUplinkTask.decode_observation`); the
+    attribute names are those of :class:`ModularUplinkInstance`'s known fields. Solvers (paper
+    004's PGA+M, line search, MO) work from this view only, never from the true ``H``. The
+    connectivity ``A`` and the constraint are fixed by the configuration (``task.A``,
+    ``task.config``), not per-instance knowledge.
+
+    Attributes:
+        H_est: ``[batch, B, M, K]`` complex channels known at the receiver (the true ``H``
+            with perfect CSI, the paper's setting).
+        snr: ``[batch]`` real linear :math:`\rho_s/\sigma_w^2`.
+    """
+
+    H_est: torch.Tensor
+    snr: torch.Tensor
+
+
 class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConfig]):
     """Batched physics of ModularUplink-v0 (paper 004): sampler, projections, eq. (6).
 
@@ -257,6 +278,25 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
         snr_db = 10.0 * torch.log10(instance.snr)
         return torch.cat([packed, snr_db.unsqueeze(-1)], dim=-1).to(self.rdtype)
 
+    def decode_observation(self, observation: torch.Tensor) -> ModularUplinkKnown:
+        """Inverse of :meth:`observe`: the receiver's ``H_est`` and linear SNR.
+
+        Args:
+            observation: Real ``[batch, 2 B M K + 1]`` task observation (no horizon extras).
+
+        Returns:
+            :class:`ModularUplinkKnown` on ``self.device``: ``H_est`` is unpacked exactly;
+            ``snr = 10^(snr_db / 10)`` inverts the observed dB value (exact up to the
+            rounding of ``log10``/``pow`` in the observation's precision).
+        """
+        c = self.config
+        check_tensor(observation, "observation", ndim=2, shape=(self.obs_dim,), complex_=False)
+        obs = observation.to(device=self.device, dtype=self.rdtype)
+        n = 2 * c.B * c.M * c.K
+        H_est = unpack_complex(obs[:, :n], (c.B, c.M, c.K))
+        snr = torch.pow(10.0, obs[:, n] / 10.0)
+        return ModularUplinkKnown(H_est=H_est, snr=snr)
+
     def project(self, W: torch.Tensor) -> torch.Tensor:
         """The configured constraint's projection (eq. 10, 18 or 20) of panels ``W``."""
         c = self.config
@@ -274,9 +314,12 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
         ) > self._tol
 
     def action_to_beamformer(
-        self, action: torch.Tensor, instance: ModularUplinkInstance
+        self, action: torch.Tensor, instance: ModularUplinkInstance | ModularUplinkKnown
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unpack ``[batch, 2PNL]`` into panels and apply the constraint's projection.
+
+        ``instance`` may be the receiver's :class:`ModularUplinkKnown` view (the map uses no
+        channel information at all).
 
         Returns:
             ``(W, projected)``: ``[batch, P, N, L]`` complex feasible panels and a ``[batch]``
@@ -299,9 +342,12 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
         return W.to(device=self.device, dtype=self.cdtype)
 
     def beamformer_to_action(
-        self, beamformer: torch.Tensor, instance: ModularUplinkInstance
+        self, beamformer: torch.Tensor, instance: ModularUplinkInstance | ModularUplinkKnown
     ) -> torch.Tensor:
         """Pack panels into ``[batch, 2PNL]`` actions (real parts, then imaginary parts).
+
+        ``instance`` may be the receiver's :class:`ModularUplinkKnown` view (only its batch
+        size is used).
 
         Exact inverse of :meth:`action_to_beamformer` for every feasible ``W`` of the
         configured set: entries of modulus 1 (or 0 for the sparse sets with ``zeta > 0``)
@@ -439,6 +485,8 @@ class ModularUplinkEnv(BeamformingEnv):
     With the default perfect CSI, ``H_est = H``. The connectivity ``A`` and the constraint
     are fixed by the configuration and not observed. With ``horizon > 1`` the previous action,
     the per-user rates it achieved and the elapsed fraction of the interval are appended.
+    `task.decode_observation(obs)` (or `task.known(instance)`) inverts the task part into a
+    `ModularUplinkKnown` (``H_est``, linear ``snr``): the receiver's view that solvers use.
 
     ## Rewards
 

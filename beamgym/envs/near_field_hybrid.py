@@ -42,6 +42,7 @@ from beamgym.physics.channels import (
     near_field_exact_channel,
     near_field_piecewise_channel,
     near_field_users,
+    subarray_positions,
 )
 from beamgym.physics.csi import CSI_ERROR_MODES, additive_csi_error
 from beamgym.physics.metrics import miso_rates, miso_sinr, mmse_beamformer
@@ -54,6 +55,7 @@ __all__ = [
     "subcarrier_scales",
     "NearFieldHybridConfig",
     "NearFieldHybridInstance",
+    "NearFieldHybridKnown",
     "NearFieldHybridTask",
     "NearFieldHybridEnv",
     "NearFieldHybridVectorEnv",
@@ -204,7 +206,8 @@ class NearFieldHybridInstance(TensorDataclass):
         H: Complex ``[B, K, N]`` TRUE normalized channel at the carrier,
             :math:`\bar{\mathbf h}_k^T/\sigma` (row ``k``).
         analog: Complex ``[B, N, K]`` analog precoder :math:`\mathbf W^a(\mathbf P)` of
-            eq. (30)-(31) at the carrier (unit-norm columns).
+            eq. (30)-(31) at the carrier (unit-norm columns), designed from the positions
+            ``r``, ``theta`` as stored (the BS's knowledge, in the task's precision).
         G: Complex ``[B, F, K, K]`` TRUE normalized effective channels
             :math:`\mathbf H_f \mathbf W^a_f` at each subcarrier (``G[:, f, k]`` is
             :math:`\mathbf g_k^T`; TTD phases follow the frequency).
@@ -232,6 +235,44 @@ class NearFieldHybridInstance(TensorDataclass):
     theta: torch.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class NearFieldHybridKnown(TensorDataclass):
+    r"""What the BS knows about a batch of NearFieldHybrid-v0 instances (batch first).
+
+    Built by :meth:`NearFieldHybridTask.decode_observation`; solvers take it instead of the
+    instance, and :meth:`~NearFieldHybridTask.action_to_beamformer` /
+    :meth:`~NearFieldHybridTask.beamformer_to_action` accept it in place of an instance.
+    Field names are the instance's. The BS knows the users' positions (paper 000 Sec. IV-B:
+    it sets the TTD+PS beams from them, eq. (30)), so the observation carries ``(r, θ)`` and
+    the analog precoder and its Gram matrices are rebuilt from them with eq. (35), (30),
+    (28) and (31) exactly as :meth:`NearFieldHybridTask.sample` builds them.
+
+    Attributes:
+        G_est: Complex ``[B, F, K, K]`` estimated effective channels
+            :math:`\tilde{\mathbf G} = \mathbf G + \Delta\mathbf G`.
+        snr_db: Real ``[B]`` SNR = P/σ² in dB.
+        csi_nmse_db: Real ``[B]`` CSI-quality side info in dB.
+        power: Real ``[B]`` power budget :math:`P` (linear): the configuration constant
+            ``P`` (not observed; :meth:`NearFieldHybridTask.validate_instance` enforces
+            ``instance.power == P``).
+        r: Real ``[B, K]`` user distances in metres.
+        theta: Real ``[B, K]`` user angles in radians.
+        analog: Complex ``[B, N, K]`` analog precoder :math:`\mathbf W^a(\mathbf P)` at the
+            carrier, rebuilt from ``(r, theta)``.
+        gram: Complex ``[B, F, K, K]`` analog Gram matrices :math:`(\mathbf W^a_f)^H
+            \mathbf W^a_f` per subcarrier, rebuilt from ``(r, theta)``.
+    """
+
+    G_est: torch.Tensor
+    snr_db: torch.Tensor
+    csi_nmse_db: torch.Tensor
+    power: torch.Tensor
+    r: torch.Tensor
+    theta: torch.Tensor
+    analog: torch.Tensor
+    gram: torch.Tensor
+
+
 class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybridConfig]):
     """Batched physics of NearFieldHybrid-v0 (see :class:`NearFieldHybridEnv`)."""
 
@@ -247,14 +288,77 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
 
     @property
     def obs_dim(self) -> int:
-        """Packed estimated effective channels, SNR in dB and CSI quality in dB."""
+        """Packed estimated effective channels, SNR and CSI quality in dB, user positions."""
         c = self.config
-        return packed_size((c.n_subcarriers, c.K, c.K)) + 2
+        return packed_size((c.n_subcarriers, c.K, c.K)) + 2 + 2 * c.K
 
     @property
     def action_dim(self) -> int:
         """Packed digital precoder ``[K, K]`` (N_RF = K)."""
         return packed_size((self.config.K, self.config.K))
+
+    # ---- analog precoder --------------------------------------------------------------
+    def _kappas(self) -> list[float]:
+        """Subcarrier frequency ratios, then the carrier (1.0) if it is not among them."""
+        c = self.config
+        kappas = subcarrier_scales(c.n_subcarriers, c.bandwidth, c.carrier).tolist()
+        if 1.0 not in kappas:
+            kappas.append(1.0)  # the carrier
+        return kappas
+
+    def _analog(self, r_sub: torch.Tensor, theta_sub: torch.Tensor, kappa: float) -> torch.Tensor:
+        """TTD+PS analog precoder eq. (28)/(30)/(31) at frequency ratio ``kappa``."""
+        c = self.config
+        return ttd_ps_analog(
+            r_sub,
+            theta_sub,
+            n_sub=c.n,
+            wavelength=c.wavelength,
+            spacing_m=c.spacing_m,
+            freq_scale=kappa,
+            time_delay=c.analog == "ttd",
+        )
+
+    def analog_from_positions(
+        self, r: torch.Tensor, theta: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The BS's analog precoder from the users' positions, paper 000 eq. (35), (30)-(31).
+
+        Sub-array distances and angles from eq. (35)
+        (:func:`~beamgym.physics.channels.subarray_positions`), then the optimal TTD+PS
+        beams of eq. (30) (:func:`~beamgym.physics.analog.ttd_ps_analog`), computed in double
+        precision and cast, exactly as :meth:`sample` does.
+
+        Args:
+            r: Real ``[B, K]`` user distances in metres.
+            theta: Real ``[B, K]`` user angles in radians.
+
+        Returns:
+            ``(analog, gram)``: complex ``[B, N, K]`` precoder at the carrier and ``[B, F, K,
+            K]`` Gram matrices :math:`(\mathbf W^a_f)^H\mathbf W^a_f` (``self.cdtype``).
+        """
+        c = self.config
+        bank = self._analog_bank(r, theta)
+        kappas = self._kappas()[: c.n_subcarriers]
+        gram = torch.stack([bank[x].mH @ bank[x] for x in kappas], 1)
+        return bank[1.0].to(self.cdtype), gram.to(self.cdtype)
+
+    def _analog_bank(self, r: torch.Tensor, theta: torch.Tensor) -> dict[float, torch.Tensor]:
+        """Complex128 ``[B, N, K]`` analog precoders at every frequency ratio of :meth:`_kappas`.
+
+        Built from the positions *as the BS knows them* (``r``, ``theta`` in the task's
+        precision, then promoted to float64), so that :meth:`decode_observation` rebuilds
+        exactly the instance's precoder in both precisions.
+        """
+        c = self.config
+        r_sub, theta_sub = subarray_positions(
+            r.to(torch.float64),
+            theta.to(torch.float64),
+            n_subarrays=c.S,
+            n_sub=c.n,
+            spacing_m=c.spacing_m,
+        )
+        return {kappa: self._analog(r_sub, theta_sub, kappa) for kappa in self._kappas()}
 
     # ---- instances ---------------------------------------------------------------------
     def sample(self, generator: torch.Generator, batch_size: int) -> NearFieldHybridInstance:
@@ -283,10 +387,10 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         )
         snr_db = sample_snr_db(generator, b, c.snr_db)
         gain = torch.sqrt(torch.pow(10.0, snr_db / 10.0) / c.P).to(torch.complex128)
-        scales = subcarrier_scales(c.n_subcarriers, c.bandwidth, c.carrier)
-        kappas = scales.tolist()
-        if 1.0 not in kappas:
-            kappas.append(1.0)  # the carrier
+        kappas = self._kappas()
+        # the BS designs W^a(P) from the positions it knows (the observed r, theta in the
+        # task's precision); in double precision these are exactly users.r_sub/theta_sub
+        bank = self._analog_bank(users.r.to(self.rdtype), users.theta.to(self.rdtype))
         G_f, gram_f = {}, {}
         for kappa in kappas:
             if c.channel_model == "piecewise":
@@ -309,15 +413,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
                     spacing_m=d,
                     freq_scale=kappa,
                 )
-            A = ttd_ps_analog(
-                users.r_sub,
-                users.theta_sub,
-                n_sub=c.n,
-                wavelength=c.wavelength,
-                spacing_m=d,
-                freq_scale=kappa,
-                time_delay=c.analog == "ttd",
-            )
+            A = bank[kappa]
             H = H * gain[:, None, None]
             if kappa == 1.0:
                 H0, A0 = H, A  # the carrier
@@ -377,28 +473,87 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
                 )
         if bool((inst.power <= 0).any()):
             raise ValueError("instance.power (P, linear) must be > 0")
+        if bool((inst.power != float(c.P)).any()):
+            raise ValueError(
+                f"instance.power must equal the configuration's power budget P = {c.P} (the BS "
+                "knows P from the configuration, not from the observation); make the env with "
+                "P=... to use another budget"
+            )
         return inst
 
     # ---- observation and action ---------------------------------------------------------
     def observe(self, instance: NearFieldHybridInstance) -> torch.Tensor:
-        """``[pack(G_est), snr_db, csi_nmse_db]`` as a real ``[B, obs_dim]`` tensor."""
+        """``[pack(G_est), snr_db, csi_nmse_db, r, theta]`` as a real ``[B, obs_dim]`` tensor.
+
+        The user positions ``(r, theta)`` are known at the BS (they set the TTD+PS beams,
+        eq. (30)); :meth:`decode_observation` rebuilds the analog precoder from them.
+        """
         return torch.cat(
             [
                 pack_complex(instance.G_est, 3),
                 instance.snr_db.unsqueeze(-1),
                 instance.csi_nmse_db.unsqueeze(-1),
+                instance.r,
+                instance.theta,
             ],
             -1,
         )
 
+    def decode_observation(self, observation: torch.Tensor) -> NearFieldHybridKnown:
+        """Inverse of :meth:`observe`: the BS-known :class:`NearFieldHybridKnown`.
+
+        ``G_est``, ``snr_db``, ``csi_nmse_db``, ``r`` and ``theta`` are read back exactly;
+        ``power`` is the configuration's ``P``; ``analog`` and ``gram`` are rebuilt from the
+        positions by :meth:`analog_from_positions`, bit-identical to the instance's (the
+        sampler designs the analog precoder from the same rounded positions).
+
+        Args:
+            observation: Real ``[B, obs_dim]`` task observation (without the ``horizon > 1``
+                extras; slice ``obs[:, :task.obs_dim]``), cast to ``self.rdtype``.
+
+        Returns:
+            :class:`NearFieldHybridKnown` on ``self.device``.
+        """
+        check_tensor(observation, "observation", ndim=2, complex_=False)
+        if observation.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"observation must have shape [B, obs_dim] = [B, {self.obs_dim}] for this "
+                f"config, got {tuple(observation.shape)}; drop the horizon extras with "
+                "obs[:, :task.obs_dim]"
+            )
+        c = self.config
+        obs = observation.to(device=self.device, dtype=self.rdtype)
+        n = packed_size((c.n_subcarriers, c.K, c.K))
+        r, theta = obs[:, n + 2 : n + 2 + c.K].clone(), obs[:, n + 2 + c.K :].clone()
+        if bool((r <= 0).any()):
+            raise ValueError("observation: user distances r (metres) must be > 0")
+        analog, gram = self.analog_from_positions(r, theta)
+        return NearFieldHybridKnown(
+            G_est=unpack_complex(obs[:, :n], (c.n_subcarriers, c.K, c.K)).to(self.cdtype),
+            snr_db=obs[:, n].clone(),
+            csi_nmse_db=obs[:, n + 1].clone(),
+            power=torch.full((obs.shape[0],), float(c.P), dtype=self.rdtype, device=self.device),
+            r=r,
+            theta=theta,
+            analog=analog,
+            gram=gram,
+        )
+
     @staticmethod
     def _power(gram: torch.Tensor, W_D: torch.Tensor) -> torch.Tensor:
-        r"""Subcarrier-averaged :math:`\|W^a_f W^D\|_F^2 = tr(W^{DH} A_f^H A_f W^D)`."""
-        quad = torch.einsum("bfrs,brk,bsk->bf", gram, W_D.conj(), W_D)
-        return quad.real.clamp_min(0.0).mean(-1)
+        r"""Subcarrier-averaged :math:`\|W^a_f W^D\|_F^2 = tr(W^{DH} A_f^H A_f W^D)`.
+
+        Evaluated in double precision (differentiable) and cast back: with nearly collinear
+        analog beams the quadratic form cancels heavily, and in float32 two evaluations of the
+        same power could then disagree by more than the 1e-4 feasibility tolerance.
+        """
+        c128 = torch.complex128
+        W64 = W_D.to(c128)
+        quad = torch.einsum("bfrs,brk,bsk->bf", gram.to(c128), W64.conj(), W64)
+        return quad.real.clamp_min(0.0).mean(-1).to(W_D.real.dtype)
 
     def action_to_beamformer(
-        self, action: torch.Tensor, instance: NearFieldHybridInstance
+        self, action: torch.Tensor, instance: NearFieldHybridInstance | NearFieldHybridKnown
     ) -> tuple[HybridBeamformer, torch.Tensor]:
         r"""Map ``[B, 2K^2]`` actions to full-power hybrid beamformers, paper 000 eq. (24).
 
@@ -411,7 +566,8 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         subcarriers the band-averaged transmit power is normalized; beamgym choice). The
         analog part is the instance's eq. (30) precoder. A zero action gives the zero
         digital precoder; ``projected`` is True where the scaling changed
-        :math:`\tilde{\mathbf W}^D` (power off by more than 1e-6 relative, or zero).
+        :math:`\tilde{\mathbf W}^D` (power off by more than 1e-6 relative, or zero). Uses
+        only ``analog``, ``gram`` and ``power``, so a :class:`NearFieldHybridKnown` works too.
         """
         c = self.config
         W_raw = unpack_complex(action, (c.K, c.K)).to(self.cdtype)
@@ -425,7 +581,9 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
             projected = ~nz | ((pw - instance.power).abs() > 1e-6 * instance.power)
         return HybridBeamformer(analog=instance.analog, digital=W), projected
 
-    def _check_beamformer(self, beamformer: Any, instance: NearFieldHybridInstance) -> torch.Tensor:
+    def _check_beamformer(
+        self, beamformer: Any, instance: NearFieldHybridInstance | NearFieldHybridKnown
+    ) -> torch.Tensor:
         if not isinstance(beamformer, HybridBeamformer):
             raise ValueError(
                 "beamformer must be a beamgym.structures.HybridBeamformer, got "
@@ -456,7 +614,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         return W
 
     def beamformer_to_action(
-        self, beamformer: HybridBeamformer, instance: NearFieldHybridInstance
+        self, beamformer: HybridBeamformer, instance: NearFieldHybridInstance | NearFieldHybridKnown
     ) -> torch.Tensor:
         r"""Inverse of :meth:`action_to_beamformer`: ``pack(W_D) / max|pack(W_D)|``.
 
@@ -511,7 +669,9 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         }
 
     # ---- structured helpers for model-based agents ----------------------------------------
-    def mmse_beamformer(self, instance: NearFieldHybridInstance) -> HybridBeamformer:
+    def mmse_beamformer(
+        self, instance: NearFieldHybridInstance | NearFieldHybridKnown
+    ) -> HybridBeamformer:
         """The paper's "MMSE" digital baseline (Sec. IV-C1) without its gradient steps.
 
         Paper 000's MMSE beamformer (Sec. III-B2) on the ESTIMATED effective channel of the
@@ -567,15 +727,20 @@ class NearFieldHybridEnv(BeamformingEnv):
 
     ## Observation Space
 
-    A ``Box(2FK² + 2,)`` of float32 (514 by default) holding only what the BS knows:
+    A ``Box(2FK² + 2K + 2,)`` of float32 (546 by default) holding only what the BS knows:
 
-    | Num          | Observation                                              | Min   | Max  |
-    |--------------|----------------------------------------------------------|-------|------|
-    | 0 ... 2FK²-1 | estimated effective channels ``[F, K, N_RF]``, packed    | -Inf* | Inf* |
-    | 2FK²         | SNR in dB                                                | -Inf* | Inf* |
-    | 2FK² + 1     | CSI quality, dB (σ_h² P/SNR, nmse_db; -100: perfect)     | -Inf* | Inf* |
+    | Num                  | Observation                                           | Min   | Max  |
+    |----------------------|-------------------------------------------------------|-------|------|
+    | 0 ... 2FK²-1         | estimated effective channels ``[F, K, N_RF]``, packed | -Inf* | Inf* |
+    | 2FK²                 | SNR in dB                                             | -Inf* | Inf* |
+    | 2FK² + 1             | CSI quality, dB (σ_h² P/SNR, nmse_db; -100: perfect)  | -Inf* | Inf* |
+    | 2FK²+2 ... 2FK²+K+1  | user distances r_k (m), eq. (35)                      | -Inf* | Inf* |
+    | 2FK²+K+2 ... end     | user angles θ_k (rad), eq. (35)                       | -Inf* | Inf* |
 
-    \* The Box bounds are the float32 range (``±3.4e38``) so that the space is finite. With
+    \* The Box bounds are the float32 range (``±3.4e38``) so that the space is finite. The
+    user positions are known at the BS, which sets the TTD+PS beams from them (eq. (30));
+    ``env.unwrapped.task.decode_observation(obs)`` rebuilds the analog precoder from them and
+    returns a :class:`NearFieldHybridKnown` (the input of the model-based agents). With
     ``horizon > 1`` the previous action, the per-user rates it achieved and the elapsed
     fraction of the interval follow.
 
@@ -610,10 +775,10 @@ class NearFieldHybridEnv(BeamformingEnv):
     >>> import beamgym
     >>> env = gym.make("beamgym/NearFieldHybrid-v0")
     >>> env.observation_space.shape, env.action_space.shape
-    ((514,), (512,))
+    ((546,), (512,))
     >>> env = gym.make("beamgym/NearFieldHybrid-v0", n_subcarriers=4, bandwidth=10e9)
     >>> env.observation_space.shape, env.action_space.shape
-    ((2050,), (512,))
+    ((2082,), (512,))
 
     ```
 
@@ -652,7 +817,8 @@ class NearFieldHybridEnv(BeamformingEnv):
     ## Version History
 
     * v0: Initial version (paper 000 Sec. IV-B; piecewise / exact channel, narrowband and
-      wideband TTD+PS or PS-only analog).
+      wideband TTD+PS or PS-only analog; the observation carries the users' positions, from
+      which the BS's analog precoder is rebuilt).
     """
 
     task_cls: ClassVar[type[BeamformingTask]] = NearFieldHybridTask

@@ -41,6 +41,7 @@ __all__ = [
     "CSI_MODELS",
     "OutageHybridConfig",
     "OutageHybridInstance",
+    "OutageHybridKnown",
     "OutageHybridTask",
     "OutageHybridEnv",
     "OutageHybridVectorEnv",
@@ -300,6 +301,32 @@ class OutageHybridInstance(TensorDataclass):
     phi_y: torch.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class OutageHybridKnown(TensorDataclass):
+    r"""What the transmitter knows about a batch of OutageHybrid-v0 instances.
+
+    Decoded exactly from the observation by :meth:`OutageHybridTask.decode_observation`
+    (same attribute names as :class:`OutageHybridInstance`); solvers take this view, never
+    the true channel ``h`` or covariance ``R``.
+
+    Attributes:
+        h_est: ``[B, I, M]`` complex CSI :math:`\hat{\mathbf h}_i`.
+        R_est: ``[B, I, M, M]`` complex Hermitian covariance known at the transmitter (the
+            statistical CSI of eq. 56 / Sec. V-E), or ``None`` with
+            ``observe_covariance=False``.
+        gamma: ``[B, I]`` real linear SINR targets :math:`\gamma_i`.
+        xi: ``[B, I]`` real CSI quality :math:`\xi_i`: linear pilot power (``"mmse"``),
+            :math:`N_{fb}` (``"dft-feedback"``) or 0 (``"perfect"``).
+        group: ``[B]`` int64 constraint group (Sec. IV-D); 0 without ``constraint_groups``.
+    """
+
+    h_est: torch.Tensor
+    R_est: torch.Tensor | None
+    gamma: torch.Tensor
+    xi: torch.Tensor
+    group: torch.Tensor
+
+
 class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]):
     r"""Batched physics of OutageHybrid-v0 (paper 002): sampler, projections, evaluation.
 
@@ -333,13 +360,19 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
 
     @property
     def obs_dim(self) -> int:
-        """``2 I M`` (CSI) + ``2 I M(M+1)/2`` (covariance) + ``I`` (targets) + ``I`` (xi)."""
+        """Observation length: CSI, covariance triangle, targets, xi and group blocks.
+
+        ``2 I M`` (CSI) + ``2 I M(M+1)/2`` (covariance) + ``I`` (targets) + ``I`` (xi) + ``1``
+        (constraint group, only with ``constraint_groups``).
+        """
         c = self.config
         d = 2 * c.num_users * c.M + c.num_users
         if c.observe_covariance:
             d += 2 * c.num_users * self._tri
         if c.csi != "perfect":
             d += c.num_users
+        if c.constraint_groups:
+            d += 1
         return d
 
     @property
@@ -466,7 +499,7 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
 
     # ---- observation and action ----------------------------------------------------------
     def observe(self, instance: OutageHybridInstance) -> torch.Tensor:
-        """``[B, obs_dim]``: packed CSI, packed covariance triangle, targets dB, xi side info."""
+        """``[B, obs_dim]``: packed CSI, covariance triangle, targets dB, xi, group."""
         c = self.config
         parts = [pack_complex(instance.h_est, 2)]
         if c.observe_covariance:
@@ -477,7 +510,52 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
             parts.append(10.0 * torch.log10(instance.xi))
         elif c.csi == "dft-feedback":
             parts.append(instance.xi)
+        if c.constraint_groups:
+            parts.append(instance.group.unsqueeze(-1))
         return torch.cat([p.to(self.rdtype) for p in parts], dim=-1)
+
+    def decode_observation(self, observation: torch.Tensor) -> OutageHybridKnown:
+        """Inverse of :meth:`observe`: the transmitter-known :class:`OutageHybridKnown`.
+
+        Exact up to the rounding of the dB conversions (targets, pilot powers) in the
+        observation's precision; the covariance is rebuilt Hermitian from its upper triangle.
+
+        Args:
+            observation: Real ``[B, obs_dim]`` task observation (no horizon extras).
+
+        Returns:
+            :class:`OutageHybridKnown` on the task's device in its dtypes.
+        """
+        c = self.config
+        check_tensor(observation, "observation", ndim=2, shape=(self.obs_dim,), complex_=False)
+        obs = observation.to(device=self.device, dtype=self.rdtype)
+        b, i, m = obs.shape[0], c.num_users, c.M
+        k = 2 * i * m
+        h_est = unpack_complex(obs[:, :k], (i, m))
+        R_est = None
+        if c.observe_covariance:
+            n_tri = 2 * i * self._tri
+            tri = unpack_complex(obs[:, k : k + n_tri], (i, self._tri))
+            k += n_tri
+            R_est = torch.zeros(b, i, m, m, dtype=self.cdtype, device=self.device)
+            R_est[:, :, self._triu[1], self._triu[0]] = tri.conj()  # strict lower = conj(upper)
+            R_est[:, :, self._triu[0], self._triu[1]] = tri  # upper triangle and diagonal
+        gamma = 10.0 ** (obs[:, k : k + i] / 10.0)
+        k += i
+        if c.csi == "mmse":
+            xi = 10.0 ** (obs[:, k : k + i] / 10.0)
+            k += i
+        elif c.csi == "dft-feedback":
+            xi = obs[:, k : k + i].clone()
+            k += i
+        else:
+            xi = torch.zeros(b, i, dtype=self.rdtype, device=self.device)
+        if c.constraint_groups:
+            group = obs[:, k].round().to(torch.int64)
+            k += 1
+        else:
+            group = torch.zeros(b, dtype=torch.int64, device=self.device)
+        return OutageHybridKnown(h_est=h_est, R_est=R_est, gamma=gamma, xi=xi, group=group)
 
     def _power_from_unit(self, u: torch.Tensor) -> torch.Tensor:
         """Action ``[-1, 1]`` -> power fraction ``[0, 1]`` of P_max (offset dB scale)."""
@@ -492,9 +570,12 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
         return (1.0 + 20.0 / d * torch.log10(x)).clamp(-1.0, 1.0)
 
     def action_to_beamformer(
-        self, action: torch.Tensor, instance: OutageHybridInstance
+        self, action: torch.Tensor, instance: OutageHybridInstance | OutageHybridKnown
     ) -> tuple[HybridBeamformer, torch.Tensor]:
-        """Scores -> top-M_rf codewords; digital -> unit norm; powers -> [0, P_max], eq. (34)."""
+        """Scores -> top-M_rf codewords; digital -> unit norm; powers -> [0, P_max], eq. (34).
+
+        Uses nothing of ``instance`` (an instance or its :class:`OutageHybridKnown` view).
+        """
         c = self.config
         check_tensor(action, "action", ndim=2, shape=(self.action_dim,), complex_=False)
         b = action.shape[0]
@@ -553,9 +634,12 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
         return idx, ph
 
     def beamformer_to_action(
-        self, beamformer: HybridBeamformer, instance: OutageHybridInstance
+        self, beamformer: HybridBeamformer, instance: OutageHybridInstance | OutageHybridKnown
     ) -> torch.Tensor:
-        """Inverse of :meth:`action_to_beamformer` (exact for weighted power <= P_max)."""
+        """Inverse of :meth:`action_to_beamformer` (exact for weighted power <= P_max).
+
+        Uses only the batch size of ``instance`` (an instance or its known view).
+        """
         c = self.config
         bf = self._check_beamformer(beamformer, instance.batch_size)
         idx, ph = self._match(bf.analog)
@@ -697,12 +781,16 @@ class OutageHybridEnv(BeamformingEnv):
     | … + 2 I M(M+1)/2   | Re, then Im of the upper triangle of ``R_est[i]`` (816)   | -Inf | Inf |
     | … + I              | SINR targets ``10 log10 gamma_i`` (dB)                    | -Inf | Inf |
     | … + I              | CSI quality: pilot ``10 log10 xi_i`` (dB) or ``N_fb``     | -Inf | Inf |
+    | … + 1              | constraint group ``g`` (only with ``constraint_groups``)  | 0    | G   |
 
-    The covariance block is absent with ``observe_covariance=False`` and the CSI-quality
-    block with ``csi="perfect"``. ``R_est`` is the true covariance (the statistical CSI that
-    eq. 56 assumes known) unless ``covariance_snapshots > 0``. With ``horizon > 1`` the
-    previous action, the per-user SINR in dB it achieved and the elapsed fraction are
-    appended.
+    The covariance block is absent with ``observe_covariance=False``, the CSI-quality
+    block with ``csi="perfect"`` and the group entry without ``constraint_groups`` (the group
+    follows from the CSI acquisition the transmitter configured; G-HBF-marg picks its SINR
+    margin by it). `OutageHybridTask.decode_observation` inverts the map into an
+    `OutageHybridKnown` (``h_est``, ``R_est``, ``gamma``, ``xi``, ``group``). ``R_est`` is
+    the true covariance (the statistical CSI that eq. 56 assumes known) unless
+    ``covariance_snapshots > 0``. With ``horizon > 1`` the previous action, the per-user SINR
+    in dB it achieved and the elapsed fraction are appended.
 
     ## Rewards
 

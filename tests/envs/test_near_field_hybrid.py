@@ -121,9 +121,12 @@ def test_observation_layout_and_precisions() -> None:
     t = _task(precision="single")
     inst = t.sample(_gen(3), 2)
     obs = t.observe(inst)
-    assert obs.shape == (2, 514) and obs.dtype == torch.float32
-    torch.testing.assert_close(obs[:, :-2], pack_complex(inst.G_est, 3))
-    torch.testing.assert_close(obs[:, -2], inst.snr_db)
+    assert obs.shape == (2, 546) and obs.dtype == torch.float32
+    torch.testing.assert_close(obs[:, :512], pack_complex(inst.G_est, 3))
+    torch.testing.assert_close(obs[:, 512], inst.snr_db)
+    torch.testing.assert_close(obs[:, 513], inst.csi_nmse_db)
+    torch.testing.assert_close(obs[:, 514:530], inst.r)
+    torch.testing.assert_close(obs[:, 530:], inst.theta)
     d = _task().sample(_gen(3), 2)
     torch.testing.assert_close(inst.G.to(torch.complex128), d.G, rtol=1e-4, atol=1e-3)
 
@@ -214,7 +217,7 @@ def test_wideband_ttd_beats_phase_shifters_only() -> None:
     rt = ttd.evaluate(ttd.mmse_beamformer(it), it)["reward"].mean().item()
     rp = ps.evaluate(ps.mmse_beamformer(ip), ip)["reward"].mean().item()
     assert rt > rp + 10.0  # 65.6 vs 39.5 bit/s/Hz at this seed
-    assert ttd.obs_dim == 2 * 8 * 16 * 16 + 2
+    assert ttd.obs_dim == 2 * 8 * 16 * 16 + 2 + 2 * 16
 
 
 def test_narrowband_ttd_and_ps_coincide() -> None:

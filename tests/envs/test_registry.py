@@ -259,3 +259,28 @@ def test_cuda_matches_cpu(env_id: str) -> None:
     r_cpu = cpu.step(actions)[1]
     r_gpu = gpu.step(actions)[1]
     np.testing.assert_allclose(r_gpu, r_cpu, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_known_view_decodes_the_observation(env_id: str) -> None:
+    task = _make(env_id, precision="double").task
+    inst = task.sample(torch.Generator().manual_seed(4), 3)
+    known = task.known(inst)
+    assert known.batch_size == 3
+    shared = [n for n, _ in known._tensor_items() if hasattr(inst, n)]
+    assert shared, "the Known view shares no field with the instance"
+    for name in shared:
+        torch.testing.assert_close(
+            getattr(known, name), getattr(inst, name), rtol=1e-12, atol=1e-12
+        )
+    # the Known view never carries the TRUE channel
+    assert not hasattr(known, "H") or torch.equal(known.H, inst.H_est)
+    # and the action map accepts it in place of the instance
+    a = torch.rand(
+        3, task.action_dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    bf_inst = task.action_to_beamformer(a * 2 - 1, inst)[0]
+    bf_known = task.action_to_beamformer(a * 2 - 1, known)[0]
+    torch.testing.assert_close(
+        task.evaluate(bf_known, inst)["metric"], task.evaluate(bf_inst, inst)["metric"]
+    )

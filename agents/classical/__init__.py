@@ -1,0 +1,1 @@
+"""Model-based solvers and classical baselines of the four papers."""

@@ -1,0 +1,838 @@
+r"""Greedy correction hybrid beamforming of paper 002: G-HBF-perf and G-HBF-marg.
+
+Paper 002 (Schynol, Pesavento) Sec. III reviews the greedy correction algorithm of its ref.
+[35, Alg. 2] for power-minimizing hybrid downlink beamforming with SINR targets and a discrete
+analog codebook; Sec. V-A-3 uses it as two benchmarks:
+
+* **G-HBF-perf**: the greedy with :math:`L_{rf} = 2 M_{rf}` selections on perfect CSI
+  (agent ``ghbf_perf``; it runs on whatever CSI the transmitter knows, so it is the paper's
+  G-HBF-perf with ``csi="perfect"`` and a naive, margin-free design otherwise);
+* **G-HBF-marg**: the same greedy on imperfect CSI with the SINR targets raised by a margin,
+  :math:`\gamma'_i = \gamma_i + \check\gamma` (in dB), where the margin is bisected until the
+  nominal outage :math:`P_{out}` is attained on validation data (agent ``ghbf_marg``).
+
+Algorithm (:func:`greedy_hybrid_beamforming`), for one batch of instances at once:
+
+1. Initialization, paper 002 eq. (35): the :math:`M_{rf}` codewords with the largest scores
+   :math:`\sum_i \check{\mathbf a}^H \hat{\mathbf R}_i \check{\mathbf a} /
+   \mathrm{Tr}(\hat{\mathbf R}_i)`, with :math:`\hat{\mathbf R}_i = \hat{\mathbf h}_i
+   \hat{\mathbf h}_i^H` (default) or the known covariance (README "002": both give the same
+   final power).
+2. For :math:`\ell = 1, \dots, L_{rf}` the RF chain :math:`r^{(\ell)} = ((\ell - 1) \bmod
+   M_{rf}) + 1` is updated cyclically (README "002": choosing the best chain changes
+   nothing), eq. (14): every codeword :math:`\check{\mathbf a}_a` is tried in its place and
+   the one with the smallest virtual-uplink power :math:`\mathbf 1^T \mathbf q^*` is kept,
+   eqs. (19)-(21). A codeword already used by another chain violates :math:`\mathrm{rank}\,
+   \mathbf A = M_{rf}` (eq. 6) and counts as infinite power (footnote 1), as does a trial
+   whose uplink problem is infeasible. The incumbent is kept unless a trial is strictly
+   better, so the design power never increases (the monotonicity of Sec. III).
+3. Each trial solves the virtual uplink problem (16) by the fixed point of [58, Alg. 2] with
+   the weighted noise :math:`\Psi_0 = \mathbf I` (eq. 4, unit-norm DFT codewords):
+   :math:`q_i \leftarrow \gamma_i / (\mathbf g_i^H (\sum_{j \ne i} q_j \mathbf g_j
+   \mathbf g_j^H + \Psi_0)^{-1} \mathbf g_i)` from :math:`\mathbf q = \mathbf 0`, with
+   :math:`\mathbf g_i = \mathbf A^H \hat{\mathbf h}_i`
+   (:func:`beamgym.physics.power.virtual_uplink_fixed_point`; the trials are ranked with
+   the same iteration written in the Gram domain, :func:`gram_uplink_power`, about 9x
+   faster on CPU and stopped as soon as a trial exceeds the incumbent's power).
+4. The downlink powers follow from the coupling matrix, eqs. (22)-(23)
+   (:func:`beamgym.physics.power.downlink_powers`), and are projected onto the power
+   constraint by eq. (34) (:func:`beamgym.physics.power.scale_to_pmax`).
+
+Infeasible instances (uplink fixed point diverging or not converging, non-positive or
+undefined downlink powers of eq. 22, or a design power above :math:`P_{\max}`) are flagged in
+:class:`GreedySolution` ``feasible`` (and in ``agent.last_info`` after ``solve``), never raised:
+their beamformer is still returned, with negative / undefined powers clipped to 0 and the
+total scaled to :math:`P_{\max}` by eq. (34), as the paper's model does (Sec. IV-E: "a failure
+to satisfy the QoS constraints is clearly indicated").
+
+References:
+    [002] Schynol, Pesavento, "Hybrid Downlink Beamforming with Outage Constraints under
+          Imperfect CSI using Model-Driven Deep Learning".
+    [35]  Greedy correction codebook-based hybrid beamforming (paper 002's ref. [35], Alg. 2).
+    [58]  Schubert, Boche, iterative multiuser uplink/downlink beamforming (paper 002's ref.
+          [58], Alg. 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from typing import Any, NamedTuple
+
+import torch
+
+from agents.base import Agent, CheckpointError, register_agent
+from beamgym._validation import check_tensor
+from beamgym.datasets import InstanceSet, make_task
+from beamgym.envs.outage_hybrid import (
+    OutageHybridInstance,
+    OutageHybridKnown,
+    OutageHybridTask,
+)
+from beamgym.physics.codebooks import codeword_scores_eq35, select_codewords, topk_codeword_indices
+from beamgym.physics.power import (
+    downlink_powers,
+    scale_to_pmax,
+    virtual_uplink_fixed_point,
+)
+from beamgym.structures import HybridBeamformer
+
+__all__ = [
+    "ENV_ID",
+    "GreedySolution",
+    "GreedyHybridAgent",
+    "GreedyMarginAgent",
+    "greedy_hybrid_beamforming",
+    "finalize_hybrid_design",
+    "gram_uplink_power",
+]
+
+#: The environment these agents solve.
+ENV_ID = "beamgym/OutageHybrid-v0"
+
+_INITS = ("instantaneous", "covariance")
+_SCREENINGS = ("gram", "physics")
+
+
+class GreedySolution(NamedTuple):
+    r"""Result of :func:`greedy_hybrid_beamforming` (batch dimension first).
+
+    Attributes:
+        beamformer: The design: ``analog`` ``[B, M, M_rf]`` (codewords in chain order) and
+            ``digital`` ``[B, M_rf, I]`` with columns :math:`\sqrt{p_i}\,\mathbf b_i`, after
+            eq. (34); weighted power :math:`\le P_{\max}`.
+        indices: Int64 ``[B, M_rf]`` codeword index of each RF chain.
+        power: Real ``[B]`` weighted power :math:`\mathbf w^T \mathbf p_{\mathcal M}` of the
+            returned beamformer (after eq. 34).
+        design_power: Real ``[B]`` :math:`\mathbf 1^T \mathbf q^*` of the final analog
+            configuration on the CSI used (``inf`` where its uplink problem is infeasible).
+        feasible: Bool ``[B]``: the targets given are met on the CSI used with power
+            :math:`\le P_{\max}` (uplink converged, eq. 22 powers positive, no eq. 34 scaling).
+        pmax_scaled: Bool ``[B]``: eq. (34) changed the eq. (22) powers.
+        history: Real ``[B, L_rf + 1]`` design power before the first and after each greedy
+            step (non-increasing; ``inf`` while infeasible).
+        index_history: Int64 ``[L_rf + 1, B, M_rf]`` the configurations behind ``history``.
+    """
+
+    beamformer: HybridBeamformer
+    indices: torch.Tensor
+    power: torch.Tensor
+    design_power: torch.Tensor
+    feasible: torch.Tensor
+    pmax_scaled: torch.Tensor
+    history: torch.Tensor
+    index_history: torch.Tensor
+
+
+def _effective(G: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``g[n, i, r] = a_{idx[n, r]}^H h_i`` from ``G[n, i, a] = a_a^H h_i`` (``[N, I, A]``)."""
+    return torch.gather(G, 2, idx.unsqueeze(1).expand(-1, G.shape[1], -1))
+
+
+def _uplink_power(
+    g: torch.Tensor,
+    gamma: torch.Tensor,
+    tol: float,
+    max_iter: int,
+    q_max: float,
+    *,
+    screening: str = "gram",
+    bound: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``1^T q*`` of the virtual uplink problem (16) per row, ``inf`` where infeasible.
+
+    ``screening="physics"`` calls :func:`~beamgym.physics.power.virtual_uplink_fixed_point`;
+    ``"gram"`` runs :func:`gram_uplink_power` (same iterates, about 9x faster on CPU) and
+    stops rows whose power exceeds ``bound`` (their exact value is then not needed).
+    """
+    if g.shape[0] == 0:
+        return torch.zeros(0, dtype=gamma.dtype, device=gamma.device)
+    if screening == "gram":
+        return gram_uplink_power(g, gamma, tol=tol, max_iter=max_iter, q_max=q_max, bound=bound)
+    sol = virtual_uplink_fixed_point(g, gamma, tol=tol, max_iter=max_iter, q_max=q_max)
+    total = sol.q.sum(-1)
+    return torch.where(sol.feasible, total, torch.full_like(total, math.inf))
+
+
+def gram_uplink_power(
+    g: torch.Tensor,
+    gamma: torch.Tensor,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 500,
+    q_max: float = 1e12,
+    bound: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Virtual-uplink power :math:`\mathbf 1^T \mathbf q^*` by the fixed point in the Gram domain.
+
+    The iteration of :func:`~beamgym.physics.power.virtual_uplink_fixed_point` for
+    rank-one :math:`\Psi_i = \mathbf g_i \mathbf g_i^H` and :math:`\Psi_0 = \mathbf I`
+    (paper 002 eqs. 16-17, [58] Alg. 2), :math:`q_i \leftarrow \gamma_i / \lambda_i` from
+    :math:`\mathbf q = \mathbf 0`, with the same stopping rule, evaluated with one
+    :math:`I \times I` solve per instance instead of :math:`I` Cholesky factorizations of
+    size :math:`M_{rf}`. :math:`\lambda_i` depends on the channels only through their Gram
+    matrix (README "002"), so :math:`\mathbf G = [\mathbf g_1 \cdots \mathbf g_I]` is
+    replaced by the triangular factor :math:`\mathbf T = [\mathbf t_1 \cdots \mathbf t_I]`
+    of its QR decomposition (:math:`\mathbf T^H \mathbf T = \mathbf G^H \mathbf G`). With
+    :math:`\mathbf N = \mathbf I + \sum_j q_j \mathbf t_j \mathbf t_j^H` and
+    :math:`t_i = \mathbf t_i^H \mathbf N^{-1} \mathbf t_i` (one solve with ``I`` right-hand
+    sides), Sherman-Morrison removes user ``i``'s own term:
+
+    .. math:: \lambda_i = \mathbf t_i^H (\mathbf N - q_i \mathbf t_i \mathbf t_i^H)^{-1}
+              \mathbf t_i = \frac{t_i}{1 - q_i t_i}
+
+    (:math:`1 - q_i t_i = 1 / (1 + \mathrm{SINR}_i)`, accurate to about ``eps * SINR``).
+    Used to rank the greedy's trial codewords; the final design always comes from the
+    physics functions.
+
+    The iterates rise monotonically to :math:`\mathbf q^*` (standard interference function,
+    README "002"), so a row whose running total exceeds its ``bound`` (the incumbent's
+    power) can never beat it and is stopped early with the value ``inf``.
+
+    Args:
+        g: Complex ``[N, I, M_rf]`` effective channels :math:`\mathbf g_i = \mathbf A^H
+            \mathbf h_i`.
+        gamma: Real ``[N, I]`` linear targets.
+        tol: Relative tolerance (raised to ``16 eps`` of the dtype).
+        max_iter: Iteration limit (non-convergence counts as infeasible: ``inf``).
+        q_max: Divergence threshold of :math:`\mathbf 1^T \mathbf q`.
+        bound: Real ``[N]`` early-stop bound (``None``: none).
+
+    Returns:
+        Real ``[N]`` :math:`\mathbf 1^T \mathbf q^*`, ``inf`` where infeasible, not
+        converged or above ``bound``.
+    """
+    n, i_users, _ = g.shape
+    rdtype = gamma.dtype
+    tiny = torch.finfo(rdtype).tiny
+    tol = max(tol, 16.0 * torch.finfo(rdtype).eps)
+    # G = [g_1 ... g_I] = Q T: T has the Gram matrix of G (T^H T = G^H G)
+    T = torch.linalg.qr(g.mT, mode="r")[1]  # [N, min(M_rf, I), I]
+    eye = torch.eye(T.shape[-2], dtype=T.dtype, device=T.device)
+    stop = torch.full((n,), q_max, dtype=rdtype, device=g.device)
+    if bound is not None:
+        stop = torch.minimum(stop, bound.to(rdtype) * (1.0 + 1e-9))
+    q = torch.zeros(n, i_users, dtype=rdtype, device=g.device)
+    ok = torch.zeros(n, dtype=torch.bool, device=g.device)
+    act = torch.arange(n, device=g.device)
+    for _ in range(max_iter):
+        if act.numel() == 0:
+            break
+        Ta, qa = T[act], q[act]
+        N = eye + (Ta * qa.unsqueeze(-2).to(Ta.dtype)) @ Ta.mH  # I + sum_j q_j t_j t_j^H
+        X, info = torch.linalg.solve_ex(N, Ta)
+        t = (Ta.conj() * X).sum(-2).real  # t_i = t_i^H N^{-1} t_i
+        den = 1.0 - qa * t
+        lam = torch.where(den > 0, t / den.clamp_min(tiny), 0.0)
+        q_new = gamma[act] / lam.clamp_min(tiny)
+        bad = (
+            (info != 0)
+            | (lam <= 0).any(-1)
+            | ~torch.isfinite(q_new).all(-1)
+            | (q_new.sum(-1) > stop[act])
+        )
+        done = ~bad & ((q_new - qa).abs().amax(-1) <= tol * q_new.amax(-1))
+        q[act] = torch.where(bad.unsqueeze(-1), qa, q_new)
+        ok[act] = done
+        act = act[~bad & ~done]
+    total = q.sum(-1)
+    return torch.where(ok, total, torch.full_like(total, math.inf))
+
+
+def finalize_hybrid_design(
+    h: torch.Tensor,
+    gamma: torch.Tensor,
+    analog: torch.Tensor,
+    p_max: float,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 500,
+    q_max: float = 1e12,
+) -> tuple[HybridBeamformer, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Digital precoders and powers for fixed analog beams, paper 002 eqs. (16)-(23), (34).
+
+    The virtual-uplink fixed point gives the unit-norm MMSE beamformers :math:`\mathbf B^*`
+    and :math:`\mathbf q^*`; eq. (22) :math:`\mathbf C_C(\mathbf B^*, \mathbf A)\mathbf p^* =
+    \mathbf 1` the downlink powers that meet every target exactly on ``h``; eq. (34) projects
+    them onto :math:`\mathbf w^T \mathbf p \le P_{\max}` (undefined powers of a singular
+    :math:`\mathbf C_C` are set to 0 first, negative ones are clipped by eq. 34 itself).
+
+    Args:
+        h: Complex ``[B, I, M]`` channels the design is made for (known CSI).
+        gamma: Real ``[B, I]`` linear SINR targets (margins included).
+        analog: Complex ``[B, M, M_rf]`` analog precoder.
+        p_max: :math:`P_{\max}` (linear).
+        tol: Fixed-point tolerance.
+        max_iter: Fixed-point iteration limit.
+        q_max: Divergence threshold of the fixed point.
+
+    Returns:
+        ``(beamformer, power [B], design_power [B], feasible [B], pmax_scaled [B])`` as in
+        :class:`GreedySolution`.
+    """
+    g = h @ analog.conj()  # [B, I, M_rf]: g_i = A^H h_i
+    up = virtual_uplink_fixed_point(g, gamma, tol=tol, max_iter=max_iter, q_max=q_max)
+    psi = g.unsqueeze(-1) @ g.conj().unsqueeze(-2)  # Psi_i = g_i g_i^H, eq. (3)
+    down = downlink_powers(psi, up.digital, gamma)
+    p_star = torch.nan_to_num(down.power, nan=0.0, posinf=0.0, neginf=0.0)
+    p, scaled = scale_to_pmax(p_star, p_max)
+    digital = up.digital * p.sqrt().unsqueeze(-2).to(up.digital.dtype)
+    design = torch.where(up.feasible, up.q.sum(-1), torch.full_like(p[:, 0], math.inf))
+    feasible = up.feasible & down.feasible & ~scaled
+    return HybridBeamformer(analog=analog, digital=digital), p.sum(-1), design, feasible, scaled
+
+
+def greedy_hybrid_beamforming(
+    h: torch.Tensor,
+    gamma: torch.Tensor,
+    codebook: torch.Tensor,
+    num_rf: int,
+    p_max: float,
+    *,
+    steps: int | None = None,
+    init_covariance: torch.Tensor | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 500,
+    q_max: float = 1e12,
+    screening: str = "gram",
+) -> GreedySolution:
+    r"""Greedy correction hybrid beamforming, paper 002 Sec. III ([35, Alg. 2]), batched.
+
+    See the module docstring for the steps (eq. 35 initialization, cyclic chain updates with
+    eqs. 14 and 19-21, the virtual uplink fixed point of [58, Alg. 2], eqs. 22-23 and 34).
+    All instances of the batch and all trial codewords of a step are solved in one call of
+    the fixed point; only the :math:`L_{rf}` greedy steps are a Python loop.
+
+    Args:
+        h: Complex ``[B, I, M]`` channels known at the transmitter (:math:`\hat{\mathbf h}_i`).
+        gamma: Real ``[B, I]`` linear SINR targets :math:`\gamma_i > 0` (margins included).
+        codebook: Complex ``[M, A]`` unit-norm codebook (columns), :math:`\Psi_0 = \mathbf I`.
+        num_rf: RF chains :math:`M_{rf}` (``I <= M_rf <= A``).
+        p_max: :math:`P_{\max}` (linear) of eq. (34).
+        steps: Greedy steps :math:`L_{rf}` (default ``2 M_rf``, the paper's G-HBF).
+        init_covariance: Complex ``[B, I, M, M]`` covariance for eq. (35); ``None`` uses
+            :math:`\hat{\mathbf h}_i \hat{\mathbf h}_i^H`.
+        tol: Relative tolerance of the fixed point (raised to ``16 eps`` in single precision).
+        max_iter: Fixed-point iteration limit (non-convergence counts as infeasible).
+        q_max: Divergence threshold of :math:`\mathbf 1^T \mathbf q`.
+        screening: How trial codewords are ranked: ``"gram"`` (:func:`gram_uplink_power`,
+            default, with early stopping at the incumbent's power) or ``"physics"``
+            (:func:`~beamgym.physics.power.virtual_uplink_fixed_point` on every trial). Both
+            select the same codewords (up to ties at the 1e-9 level); the final design always
+            uses the physics functions.
+
+    Returns:
+        :class:`GreedySolution`.
+    """
+    check_tensor(h, "h", ndim=3, complex_=True)
+    check_tensor(codebook, "codebook", ndim=2, complex_=True)
+    check_tensor(gamma, "gamma", ndim=2, complex_=False)
+    b, n_users, m = h.shape
+    a_count = codebook.shape[1]
+    if codebook.shape[0] != m or tuple(gamma.shape) != (b, n_users):
+        raise ValueError(
+            f"shapes do not match: h {tuple(h.shape)}, gamma {tuple(gamma.shape)} (want "
+            f"[B, I]), codebook {tuple(codebook.shape)} (want [M, A] with M = {m})"
+        )
+    if bool((gamma <= 0).any()):
+        raise ValueError("gamma (linear SINR targets) must be > 0; convert dB with 10**(dB/10)")
+    if not 1 <= n_users <= num_rf <= a_count:
+        raise ValueError(f"need 1 <= I <= M_rf <= A, got I={n_users}, M_rf={num_rf}, A={a_count}")
+    _check_choice(screening, "screening", _SCREENINGS)
+    steps = 2 * num_rf if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    cb = codebook.to(device=h.device, dtype=h.dtype)
+    gamma = gamma.to(device=h.device, dtype=h.real.dtype)
+    dev = h.device
+    # eq. (35): codeword scores from the instantaneous outer products or a covariance
+    R0 = h.unsqueeze(-1) @ h.conj().unsqueeze(-2) if init_covariance is None else init_covariance
+    idx = topk_codeword_indices(codeword_scores_eq35(cb, R0.to(h.dtype)), num_rf)
+    G = h @ cb.conj()  # [B, I, A]: G[b, i, a] = a_a^H h_i
+    cur = _uplink_power(_effective(G, idx), gamma, tol, max_iter, q_max, screening=screening)
+    history, idx_history = [cur], [idx]
+    arange_a = torch.arange(a_count, device=dev)
+    batch = torch.arange(b, device=dev)
+    for step in range(steps):
+        r = step % num_rf
+        others = torch.cat([idx[:, :r], idx[:, r + 1 :]], dim=1)  # [B, M_rf - 1]
+        dup = (arange_a.view(1, -1, 1) == others.unsqueeze(1)).any(-1)  # [B, A]
+        incumbent = arange_a.view(1, -1) == idx[:, r : r + 1]
+        trial = ~dup & ~incumbent
+        rows, cols = torch.nonzero(trial, as_tuple=True)
+        cand = idx[rows].clone()
+        cand[:, r] = cols
+        p_trial = _uplink_power(
+            _effective(G[rows], cand),
+            gamma[rows],
+            tol,
+            max_iter,
+            q_max,
+            screening=screening,
+            bound=cur[rows],
+        )
+        powers = torch.full((b, a_count), math.inf, dtype=cur.dtype, device=dev)
+        powers[rows, cols] = p_trial
+        powers[batch, idx[:, r]] = cur  # eq. (21) includes the incumbent codeword
+        best_p, best_a = powers.min(dim=1)
+        better = best_p < cur  # keep the incumbent on ties: the power never increases
+        idx = idx.clone()
+        idx[:, r] = torch.where(better, best_a, idx[:, r])
+        cur = torch.where(better, best_p, cur)
+        history.append(cur)
+        idx_history.append(idx)
+    analog = select_codewords(cb, idx)
+    bf, power, design, feasible, scaled = finalize_hybrid_design(
+        h, gamma, analog, p_max, tol=tol, max_iter=max_iter, q_max=q_max
+    )
+    return GreedySolution(
+        beamformer=bf,
+        indices=idx,
+        power=power,
+        design_power=design,
+        feasible=feasible,
+        pmax_scaled=scaled,
+        history=torch.stack(history, 1),
+        index_history=torch.stack(idx_history, 0),
+    )
+
+
+def _reject_unknown(cls: type, unknown: dict[str, Any]) -> None:
+    if unknown:
+        known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "env")]
+        known = [p for p in known if p != "unknown"]
+        raise ValueError(
+            f"unknown hyperparameter(s) {sorted(unknown)} for {cls.__name__}; valid: {known}"
+        )
+
+
+def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _check_pos_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_float(value: Any, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return float(value)
+
+
+@register_agent(
+    "ghbf_perf",
+    env_ids=(ENV_ID,),
+    description=(
+        "greedy correction hybrid BF (paper 002 Sec. III, [35] Alg. 2; eq. 35 init, [58] Alg. 2"
+        " virtual uplink, eqs. 22-23, 34) on the known CSI; G-HBF-perf with csi='perfect'"
+    ),
+    rf_sweeps=2,
+    init="instantaneous",
+    tol=1e-10,
+    max_iter=500,
+    screening="gram",
+)
+class GreedyHybridAgent(Agent):
+    r"""G-HBF: greedy correction hybrid beamforming on the known CSI (paper 002 Sec. III).
+
+    Runs :func:`greedy_hybrid_beamforming` on ``known.h_est`` with the targets
+    ``known.gamma`` (raised by :meth:`margins_for`; 0 dB here). With ``csi="perfect"`` this is
+    the paper's G-HBF-perf benchmark (Sec. V-A-3, :math:`L_{rf} = 2 M_{rf}`).
+
+    After each :meth:`solve`, ``last_info`` holds per-instance tensors ``feasible``,
+    ``design_power``, ``power``, ``pmax_scaled`` and ``indices`` (see
+    :class:`GreedySolution`); infeasible instances are flagged there, never raised.
+
+    Args:
+        env: An OutageHybrid-v0 env or task.
+        rf_sweeps: Cyclic sweeps over the RF chains, :math:`L_{rf} = \text{rf\_sweeps} \cdot
+            M_{rf}` (paper's G-HBF: 2; its unrolled model: 1).
+        init: Eq. (35) from ``"instantaneous"`` :math:`\hat{\mathbf h}_i \hat{\mathbf h}_i^H`
+            or the known ``"covariance"`` (needs ``observe_covariance=True``).
+        tol: Relative tolerance of the virtual-uplink fixed point.
+        max_iter: Fixed-point iteration limit.
+        screening: Ranking of trial codewords, ``"gram"`` (fast, default) or ``"physics"``
+            (see :func:`greedy_hybrid_beamforming`; same selections).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        rf_sweeps: int = 2,
+        init: str = "instantaneous",
+        tol: float = 1e-10,
+        max_iter: int = 500,
+        screening: str = "gram",
+        **unknown: Any,
+    ) -> None:
+        _reject_unknown(type(self), unknown)
+        super().__init__(
+            env, rf_sweeps=rf_sweeps, init=init, tol=tol, max_iter=max_iter, screening=screening
+        )
+        if not isinstance(self.task, OutageHybridTask):
+            raise ValueError(
+                f"{type(self).__name__} solves {ENV_ID} (paper 002), got "
+                f"{type(self.task).__name__}; build the agent for gym.make({ENV_ID!r})"
+            )
+        self.rf_sweeps = _check_pos_int(rf_sweeps, "rf_sweeps", minimum=0)
+        self.init = _check_choice(init, "init", _INITS)
+        self.tol = _check_float(tol, "tol", positive=True)
+        self.max_iter = _check_pos_int(max_iter, "max_iter")
+        self.screening = _check_choice(screening, "screening", _SCREENINGS)
+        if self.init == "covariance" and not self.task.config.observe_covariance:
+            raise ValueError(
+                "init='covariance' needs the covariance in the observation; make the env with "
+                "observe_covariance=True or use init='instantaneous'"
+            )
+        self.last_info: dict[str, torch.Tensor] = {}
+
+    @property
+    def steps(self) -> int:
+        """Greedy steps :math:`L_{rf}` = ``rf_sweeps`` times :math:`M_{rf}`."""
+        return self.rf_sweeps * self.task.config.num_rf
+
+    def margins_for(self, known: OutageHybridKnown) -> torch.Tensor:
+        """Real ``[B]`` SINR margin in dB per instance (0 dB for G-HBF)."""
+        return torch.zeros(known.batch_size, dtype=torch.float64, device=known.h_est.device)
+
+    def _known(self, known: Any) -> OutageHybridKnown:
+        if isinstance(known, OutageHybridInstance):
+            return self.task.known(known)  # only the transmitter's view is used
+        if not isinstance(known, OutageHybridKnown):
+            raise ValueError(
+                f"solve expects an OutageHybridKnown (task.known(instance)), got "
+                f"{type(known).__name__}"
+            )
+        return known
+
+    def _problem(self, known: OutageHybridKnown) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(h, gamma', margin)`` in float64: CSI, targets with the margin, margin in dB."""
+        margin = self.margins_for(known).to(device=known.h_est.device, dtype=torch.float64)
+        gamma = known.gamma.to(torch.float64) * 10.0 ** (margin.unsqueeze(-1) / 10.0)
+        return known.h_est.to(torch.complex128), gamma, margin
+
+    def _to_task(self, bf: HybridBeamformer) -> HybridBeamformer:
+        cd = self.task.cdtype
+        return HybridBeamformer(analog=bf.analog.to(cd), digital=bf.digital.to(cd))
+
+    def solve_detailed(self, known: OutageHybridKnown) -> GreedySolution:
+        """The full :class:`GreedySolution` (beamformer, flags, power history) for a batch.
+
+        Computed in float64 whatever the task's precision (the greedy compares trial powers
+        that differ by less than float32 resolution, and in complex64 the fixed point's
+        tolerance of ``16 eps`` is not met reliably: about 0.3% of trials oscillate at the
+        rounding level until ``max_iter`` and would count as infeasible); the beamformer is
+        returned in the task's dtype, the other fields in float64.
+        """
+        known = self._known(known)
+        c = self.task.config
+        h, gamma, margin = self._problem(known)
+        init_cov = known.R_est.to(torch.complex128) if self.init == "covariance" else None
+        sol = greedy_hybrid_beamforming(
+            h,
+            gamma,
+            self.task.codebook.to(torch.complex128),
+            c.num_rf,
+            c.p_max,
+            steps=self.steps,
+            init_covariance=init_cov,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            screening=self.screening,
+        )
+        self.last_info = {
+            "feasible": sol.feasible,
+            "design_power": sol.design_power,
+            "power": sol.power,
+            "pmax_scaled": sol.pmax_scaled,
+            "indices": sol.indices,
+            "margin_db": margin,
+        }
+        return sol._replace(beamformer=self._to_task(sol.beamformer))
+
+    def solve(self, known: OutageHybridKnown) -> HybridBeamformer:
+        """Hybrid beamformers for a batch (see :class:`GreedyHybridAgent`)."""
+        return self.solve_detailed(known).beamformer
+
+    def solve_trace(self, known: OutageHybridKnown) -> list[HybridBeamformer]:
+        """Designs after the eq. (35) initialization and after each greedy step.
+
+        Each iterate is the analog configuration of that step with its eq. (22)-(23)
+        digital precoders and eq. (34) powers (the same finalization as :meth:`solve`).
+        """
+        known = self._known(known)
+        sol = self.solve_detailed(known)
+        h, gamma, _ = self._problem(known)
+        cb = self.task.codebook.to(torch.complex128)
+        out = []
+        for idx in sol.index_history[:-1]:
+            bf = finalize_hybrid_design(
+                h,
+                gamma,
+                select_codewords(cb, idx),
+                self.task.config.p_max,
+                tol=self.tol,
+                max_iter=self.max_iter,
+            )[0]
+            out.append(self._to_task(bf))
+        out.append(sol.beamformer)
+        return out
+
+
+@register_agent(
+    "ghbf_marg",
+    env_ids=(ENV_ID,),
+    description=(
+        "G-HBF-marg (paper 002 Sec. V-A-3): greedy hybrid BF on imperfect CSI with SINR margin "
+        "gamma' = gamma 10^(m/10), m bisected per constraint group to reach P_out (learn)"
+    ),
+    rf_sweeps=2,
+    init="instantaneous",
+    tol=1e-10,
+    max_iter=500,
+    screening="gram",
+    margin_db=0.0,
+    bisect_low_db=-10.0,
+    bisect_high_db=20.0,
+    bisect_tol_db=0.01,
+)
+class GreedyMarginAgent(GreedyHybridAgent):
+    r"""G-HBF-marg: the greedy on imperfect CSI with a learned SINR margin (paper 002 V-A-3).
+
+    The targets are raised to :math:`\gamma'_i = \gamma_i 10^{m_g/10}` (the paper's
+    :math:`\gamma_i + \check\gamma` in dB), with one margin :math:`m_g` per constraint group
+    ``g`` (Sec. IV-D; ``known.group``). :meth:`learn` bisects each margin on validation data
+    until the outage, counted per user on the TRUE channel, reaches the nominal
+    :math:`P_{out}`; the margins are the agent's state (:meth:`state_dict`, saved as a
+    float64 tensor ``margins_db`` of length ``num_groups``).
+
+    Args:
+        env: An OutageHybrid-v0 env or task.
+        rf_sweeps: See :class:`GreedyHybridAgent`.
+        init: See :class:`GreedyHybridAgent`.
+        tol: See :class:`GreedyHybridAgent`.
+        max_iter: See :class:`GreedyHybridAgent`.
+        screening: See :class:`GreedyHybridAgent`.
+        margin_db: Margin of every group before :meth:`learn` (default 0 dB).
+        bisect_low_db: Lower end of the bisection bracket (dB; negative margins lower the
+            targets, useful when the CSI is nearly perfect).
+        bisect_high_db: Upper end of the bracket (dB); a group whose outage still exceeds
+            :math:`P_{out}` there is reported as not reached and keeps this margin.
+        bisect_tol_db: Bisection stops when the bracket is narrower than this (dB).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        rf_sweeps: int = 2,
+        init: str = "instantaneous",
+        tol: float = 1e-10,
+        max_iter: int = 500,
+        screening: str = "gram",
+        margin_db: float = 0.0,
+        bisect_low_db: float = -10.0,
+        bisect_high_db: float = 20.0,
+        bisect_tol_db: float = 0.01,
+        **unknown: Any,
+    ) -> None:
+        _reject_unknown(type(self), unknown)
+        super().__init__(
+            env, rf_sweeps=rf_sweeps, init=init, tol=tol, max_iter=max_iter, screening=screening
+        )
+        self.hparams.update(
+            margin_db=margin_db,
+            bisect_low_db=bisect_low_db,
+            bisect_high_db=bisect_high_db,
+            bisect_tol_db=bisect_tol_db,
+        )
+        m0 = _check_float(margin_db, "margin_db")
+        self.bisect_low_db = _check_float(bisect_low_db, "bisect_low_db")
+        self.bisect_high_db = _check_float(bisect_high_db, "bisect_high_db")
+        self.bisect_tol_db = _check_float(bisect_tol_db, "bisect_tol_db", positive=True)
+        if not self.bisect_low_db < self.bisect_high_db:
+            raise ValueError(
+                f"bisect_low_db ({bisect_low_db}) must be < bisect_high_db ({bisect_high_db})"
+            )
+        if abs(m0) > 60.0:
+            raise ValueError(f"margin_db must lie in [-60, 60] dB, got {margin_db!r}")
+        n_groups = self.task.config.num_groups
+        self.margins_db = torch.full((n_groups,), m0, dtype=torch.float64)
+        self.learn_report: list[dict[str, Any]] = []
+
+    def margins_for(self, known: OutageHybridKnown) -> torch.Tensor:
+        """Real ``[B]`` margin in dB of each instance's constraint group."""
+        g = known.group.to(torch.int64)
+        n_groups = self.margins_db.shape[0]
+        if g.numel() and (int(g.min()) < 0 or int(g.max()) >= n_groups):
+            raise ValueError(
+                f"constraint group out of range [0, {n_groups}): got groups "
+                f"{sorted(set(g.tolist()))}; is the observation from this env configuration?"
+            )
+        return self.margins_db.to(g.device)[g]
+
+    # ---- learning ----------------------------------------------------------------------------
+    def _instances(self, validation_set: Any) -> OutageHybridInstance:
+        if isinstance(validation_set, InstanceSet):
+            if validation_set.env_id != ENV_ID:
+                raise ValueError(
+                    f"validation set is for {validation_set.env_id}, this agent solves {ENV_ID}"
+                )
+            other = make_task(validation_set.env_id, **validation_set.env_kwargs).config
+            if other != self.task.config:
+                diff = [
+                    f.name
+                    for f in dataclasses.fields(other)
+                    if getattr(other, f.name) != getattr(self.task.config, f.name)
+                ]
+                raise ValueError(
+                    f"validation set was drawn for another configuration (differs in {diff}); "
+                    "draw it with the agent's env keywords"
+                )
+            inst = validation_set.instances
+        else:
+            inst = validation_set
+        if not isinstance(inst, OutageHybridInstance):
+            raise ValueError(
+                "learn expects an InstanceSet or OutageHybridInstance of validation data (with "
+                f"the true channels to count outages), got {type(inst).__name__}"
+            )
+        return self.task.validate_instance(inst)
+
+    def _group_outage(
+        self, inst: OutageHybridInstance, margins: torch.Tensor, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-group outage fraction (per user, TRUE channel) and mean power at ``margins``."""
+        saved = self.margins_db
+        self.margins_db = margins
+        n_groups = margins.shape[0]
+        out_sum = torch.zeros(n_groups, dtype=torch.float64)
+        pow_sum = torch.zeros(n_groups, dtype=torch.float64)
+        try:
+            with torch.no_grad():
+                for start in range(0, inst.batch_size, batch_size):
+                    x = inst[start : start + batch_size]
+                    m = self.task.evaluate(self.solve(self.task.known(x)), x)
+                    grp = x.group.cpu()
+                    n_out = m["outage"].sum(-1).double().cpu()
+                    out_sum.index_add_(0, grp, n_out)
+                    pow_sum.index_add_(0, grp, m["power"].double().cpu())
+        finally:
+            self.margins_db = saved
+        return out_sum, pow_sum
+
+    def learn(
+        self,
+        validation_set: InstanceSet | OutageHybridInstance,
+        *,
+        p_out: float | None = None,
+        batch_size: int = 4096,
+    ) -> GreedyMarginAgent:
+        r"""Bisect one SINR margin per constraint group to reach :math:`P_{out}` (Sec. V-A-3).
+
+        For each group ``g`` the margin :math:`m_g` is bisected in ``[bisect_low_db,
+        bisect_high_db]`` (all groups in parallel, each greedy run on the validation instances
+        of the groups still open) until the bracket is narrower than ``bisect_tol_db``; the
+        upper end, the smallest tried margin whose empirical outage (users in outage on the
+        TRUE channel / users) is at most :math:`P_{out}`, is kept. Groups meeting
+        :math:`P_{out}` at the lower end keep it; groups missing it at the upper end keep the
+        upper end and are reported with ``reached=False`` in ``learn_report``. Groups without
+        validation instances keep their margin (``n=0`` in the report). ``learn_report`` lists
+        per group ``n``, ``margin_db`` and its validation ``outage`` and mean ``power``, the
+        lower end ``low_db`` of the final bracket and its ``outage_low`` (above
+        :math:`P_{out}` unless the lower end was kept), and ``reached``.
+
+        Args:
+            validation_set: Validation instances of this env configuration (seeds distinct
+                from the test set), an :class:`InstanceSet` or an ``OutageHybridInstance``.
+            p_out: Nominal outage (default: the env's ``p_out``).
+            batch_size: Instances per greedy call.
+
+        Returns:
+            ``self`` with the learned ``margins_db``.
+        """
+        inst = self._instances(validation_set)
+        p_out = self.task.config.p_out if p_out is None else _check_float(p_out, "p_out")
+        if not 0.0 < p_out < 1.0:
+            raise ValueError(f"p_out must lie in (0, 1), got {p_out!r}")
+        batch_size = _check_pos_int(batch_size, "batch_size")
+        n_groups = self.margins_db.shape[0]
+        counts = torch.bincount(inst.group.cpu(), minlength=n_groups)[:n_groups].double()
+        if counts.sum() < inst.batch_size:
+            raise ValueError(f"validation instances have groups outside [0, {n_groups})")
+        users = counts * self.task.config.num_users
+        has = counts > 0
+
+        def outage_at(margins: torch.Tensor, groups: torch.Tensor):
+            sel = groups[inst.group.cpu()].to(inst.group.device)
+            idx = torch.nonzero(sel).squeeze(-1)
+            o, p = self._group_outage(inst[idx], margins, batch_size)
+            safe = torch.where(has, users, torch.ones_like(users))
+            return o / safe, p / torch.where(has, counts, torch.ones_like(counts))
+
+        lo = torch.full((n_groups,), self.bisect_low_db, dtype=torch.float64)
+        hi = torch.full((n_groups,), self.bisect_high_db, dtype=torch.float64)
+        out_lo, pow_lo = outage_at(lo, has)
+        out_hi, pow_hi = outage_at(hi, has)
+        best_out = torch.where(out_lo <= p_out, out_lo, out_hi)
+        best_pow = torch.where(out_lo <= p_out, pow_lo, pow_hi)
+        done_lo = has & (out_lo <= p_out)
+        reached = has & (out_hi <= p_out)
+        hi = torch.where(done_lo, lo, hi)
+        worst_out = out_lo.clone()  # outage at the lower end of each bracket
+        active = has & ~done_lo & reached
+        while True:
+            active = active & ((hi - lo) > self.bisect_tol_db)
+            if not bool(active.any()):
+                break
+            mid = torch.where(active, 0.5 * (lo + hi), hi)
+            out_mid, pow_mid = outage_at(mid, active)
+            ok = active & (out_mid <= p_out)
+            bad = active & ~ok
+            hi = torch.where(ok, mid, hi)
+            best_out = torch.where(ok, out_mid, best_out)
+            best_pow = torch.where(ok, pow_mid, best_pow)
+            lo = torch.where(bad, mid, lo)
+            worst_out = torch.where(bad, out_mid, worst_out)
+        self.margins_db = torch.where(has, hi, self.margins_db)
+        self.learn_report = [
+            {
+                "group": g,
+                "n": int(counts[g]),
+                "margin_db": float(self.margins_db[g]),
+                "outage": float(best_out[g]) if bool(has[g]) else float("nan"),
+                "low_db": float(lo[g]),
+                "outage_low": float(worst_out[g]) if bool(has[g]) else float("nan"),
+                "power": float(best_pow[g]) if bool(has[g]) else float("nan"),
+                "reached": bool(reached[g] | done_lo[g]),
+            }
+            for g in range(n_groups)
+        ]
+        return self
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The learned margins: ``{"margins_db": float64 [num_groups]}``."""
+        return {"margins_db": self.margins_db.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the margins saved by :meth:`state_dict`."""
+        if set(state) != {"margins_db"}:
+            raise CheckpointError(f"{self.name} expects {{'margins_db'}}, got {sorted(state)}")
+        m = state["margins_db"]
+        want = tuple(self.margins_db.shape)
+        if not isinstance(m, torch.Tensor) or tuple(m.shape) != want:
+            got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            raise CheckpointError(
+                f"margins_db must have shape {want} (one per constraint group), got {got}"
+            )
+        if not bool(torch.isfinite(m).all()):
+            raise CheckpointError("margins_db contains NaN or inf")
+        self.margins_db = m.detach().to(torch.float64).cpu().clone()
