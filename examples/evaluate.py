@@ -25,14 +25,19 @@ import ast
 import csv
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-import agents
-from agents.base import make_agent, registered_agents
-from agents.harness import AgentResult, evaluate_agent
-from beamgym.datasets import make_instance_set, make_task
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
+# distort the latencies we report. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import agents  # noqa: E402
+from agents.base import make_agent, registered_agents  # noqa: E402
+from agents.harness import AgentResult, evaluate_agent  # noqa: E402
+from beamgym.datasets import make_instance_set, make_task  # noqa: E402
 
 try:
     from tqdm import tqdm
