@@ -223,6 +223,9 @@ class AgentSpec:
         env_kwargs: Per env id, the env configuration the agent needs by default (e.g. paper
             003's PGA needs ``FarFieldHybrid-v0`` with ``analog="phase-shifter"``); the
             harness uses it when no configuration is given.
+        validation_size: If > 0, the agent calibrates on held-out data before it is scored:
+            the harness CLI calls ``agent.learn(validation_set)`` with this many instances
+            drawn from a validation seed distinct from the test seed (e.g. G-HBF-marg's margin).
     """
 
     name: str
@@ -231,6 +234,7 @@ class AgentSpec:
     description: str
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     env_kwargs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    validation_size: int = 0
 
     def default_env_kwargs(self, env_id: str) -> dict[str, Any]:
         """The env configuration this agent runs on by default for ``env_id``."""
@@ -246,6 +250,7 @@ def register_agent(
     description: str,
     *,
     env_kwargs: dict[str, dict[str, Any]] | None = None,
+    validation_size: int = 0,
     **defaults: Any,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator registering an :class:`Agent` subclass under ``name``.
@@ -255,6 +260,7 @@ def register_agent(
         env_ids: Supported env ids (the first is the agent's paper default).
         description: One line for ``--list``.
         env_kwargs: Optional per-env default configuration (see :class:`AgentSpec`).
+        validation_size: Validation instances the agent calibrates on (see :class:`AgentSpec`).
         **defaults: Default hyperparameters.
     """
 
@@ -266,7 +272,13 @@ def register_agent(
             raise ValueError(f"env_kwargs for unsupported env ids {sorted(unknown)}")
         cls.registry_name = name
         _REGISTRY[name] = AgentSpec(
-            name, cls, tuple(env_ids), description, dict(defaults), dict(env_kwargs or {})
+            name,
+            cls,
+            tuple(env_ids),
+            description,
+            dict(defaults),
+            dict(env_kwargs or {}),
+            int(validation_size),
         )
         return cls
 

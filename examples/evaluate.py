@@ -49,6 +49,8 @@ except ImportError:  # tqdm is in the "viz" extra
 
 #: Seed of every test set (fixed once; never tuned on).
 TEST_SEED = 1_000_003
+#: Seed of the validation sets that calibrating agents (``validation_size > 0``) learn on.
+VALIDATION_SEED = 2_000_003
 #: The demo that runs with no arguments (until a learned agent ships its checkpoint).
 DEMO_AGENT, DEMO_COMPARE = "mmse", ("mrt", "zf", "mmse_ga", "wmmse", "random")
 
@@ -159,6 +161,9 @@ def run(args: Args) -> list[AgentResult]:
         task = make_task(env_id, **kw)
         for name in tqdm(names, desc=f"{env_id} {kw}", leave=False):
             agent = make_agent(name, task)
+            n_val = specs[name].validation_size
+            if n_val > 0:  # calibrate on held-out instances, never on the test set
+                agent.learn(make_instance_set(env_id, n=n_val, seed=VALIDATION_SEED, **kw))
             results.append(evaluate_agent(agent, ds, batch_size=args.batch, trace=args.trace))
     return results
 

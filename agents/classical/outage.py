@@ -590,6 +590,7 @@ class GreedyHybridAgent(Agent):
 @register_agent(
     "ghbf_marg",
     env_ids=(ENV_ID,),
+    validation_size=2000,
     description=(
         "G-HBF-marg (paper 002 Sec. V-A-3): greedy hybrid BF on imperfect CSI with SINR margin "
         "gamma' = gamma 10^(m/10), m bisected per constraint group to reach P_out (learn)"
