@@ -1,0 +1,484 @@
+r"""Networks, feedback model, semi-amortized steps and losses of KD-EDN (paper 000 Sec. III).
+
+Zhang, Johnston, Wang, "An Encoder-Decoder Network for Beamforming over Sparse Large-Scale
+MIMO Channels" (paper 000):
+
+* encoder :math:`\mathcal G_\phi` shared by all users (Sec. III-A1): FC layers with LeakyReLU,
+  final Tanh, latent :math:`\mathbf z_k \in [-1, 1]^d`;
+* feedback (Sec. III-A, eq. (8)): uniform quantization with ``bits`` per latent element
+  (straight-through estimator in training), a lossless source code whose cost is measured as
+  the empirical entropy of the quantized symbols, and the feedback error
+  :math:`\hat{\mathbf z}_k = Q(\mathbf z_k) + \Delta\mathbf z_k`;
+* beamformer decoder :math:`\mathcal F_\theta` (Sec. III-A3): FC + LeakyReLU + dropout 0.2 and
+  the normalization layer :math:`\mathbf w = \sqrt P\,\tilde{\mathbf w}/\|\tilde{\mathbf w}\|_2`
+  (eq. (24) for hybrid through a power weight :math:`\mathbf Q = (\mathbf W^a)^H\mathbf W^a`);
+* channel decoder :math:`\mathcal J_\psi` (Sec. III-A2): FC + batch norm, per user;
+* semi-amortized steps eq. (9) (inference, reconstructed channel) / eq. (11) (training, true
+  channel): :func:`agents.classical.fully_digital.gradient_ascent`, differentiable, so the
+  gradient of eq. (12) is obtained by automatic differentiation through the closed-form
+  steps (equivalent to the appendix chain rule eq. (36)-(42); tested by finite differences);
+* losses eq. (14)-(16) (KD with the MMSE teacher of Sec. III-B2 on the TRUE channel) and
+  eq. (17) (channel decoder).
+
+Vectorization. The real input of user ``k`` is :math:`[\mathrm{vec}(\Re\tilde{\mathbf H}_k),
+\mathrm{vec}(\Im\tilde{\mathbf H}_k)] \in \mathbb R^{2MN}` (Sec. III-A1); ``vec`` here is the
+row-major flattening of the ``M x N`` block (any fixed bijection is equivalent for a fully
+connected layer). The decoder output :math:`\mathbf w \in \mathbb R^{2NKM}` is
+:math:`[\mathrm{vec}(\Re\mathbf W), \mathrm{vec}(\Im\mathbf W)]` of the ``N x KM`` beamformer.
+
+Feedback error. The paper writes :math:`[\Delta\mathbf z]_{ij} \sim \mathcal{CN}(0,
+\sigma_z^2)` (Sec. III-D1) although the latent is REAL (:math:`\mathbf z_k \in \mathbb R^d`,
+Sec. III-A). We use the physically consistent reading: a real Gaussian
+:math:`\Delta z \sim \mathcal N(0, \sigma_z^2)` with the paper's total variance
+:math:`\sigma_z^2` (the real part of a :math:`\mathcal{CN}(0, \sigma_z^2)` draw would only have
+:math:`\sigma_z^2/2`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.classical.fully_digital import band_sum_rate, gradient_ascent, normalize_power
+from beamgym.physics.metrics import mmse_beamformer
+
+__all__ = [
+    "EDNConfig",
+    "Encoder",
+    "BeamformerDecoder",
+    "ChannelDecoder",
+    "KDEDN",
+    "channel_to_real",
+    "real_to_channel",
+    "quantize",
+    "quantization_symbols",
+    "feedback_bits",
+    "feedback_error",
+    "semi_amortized_steps",
+    "kd_loss",
+    "channel_decoder_loss",
+    "alpha_schedule",
+]
+
+
+def _check_pos_int(v: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class EDNConfig:
+    r"""Sizes of the three sub-networks of KD-EDN (paper 000 Sec. III-A, Fig. 2).
+
+    Attributes:
+        N: Transmit antennas (fully digital) or RF chains (hybrid, eq. (19)-(24)).
+        K: Users.
+        M: Receive antennas per user.
+        d: Latent dimension per user (:math:`d \ll 2MN`).
+        bits: Quantization bits per latent element (``0``: no quantization).
+        sigma_z2: Feedback error variance :math:`\sigma_z^2` (Sec. III-D1: 0.1).
+        enc_hidden: Hidden widths of the encoder.
+        dec_hidden: Hidden widths of the beamformer decoder.
+        ch_hidden: Hidden widths of the channel decoder.
+        dropout: Dropout rate of the beamformer decoder (paper: 0.2).
+        negative_slope: LeakyReLU slope.
+    """
+
+    N: int
+    K: int
+    M: int = 1
+    d: int = 16
+    bits: int = 4
+    sigma_z2: float = 0.1
+    enc_hidden: tuple[int, ...] = (256,)
+    dec_hidden: tuple[int, ...] = (512, 512)
+    ch_hidden: tuple[int, ...] = (256,)
+    dropout: float = 0.2
+    negative_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("N", "K", "M", "d"):
+            _check_pos_int(getattr(self, name), name)
+        _check_pos_int(self.bits, "bits", minimum=0)
+        if self.bits > 16:
+            raise ValueError(f"bits must be <= 16, got {self.bits}")
+        if not (math.isfinite(self.sigma_z2) and self.sigma_z2 >= 0):
+            raise ValueError(f"sigma_z2 must be a finite number >= 0, got {self.sigma_z2!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("enc_hidden", "dec_hidden", "ch_hidden"):
+            widths = tuple(getattr(self, name))
+            for w in widths:
+                _check_pos_int(w, name)
+            object.__setattr__(self, name, widths)
+
+    @property
+    def channel_dim(self) -> int:
+        """Real length :math:`2MN` of one user's channel vector."""
+        return 2 * self.M * self.N
+
+    @property
+    def beamformer_dim(self) -> int:
+        """Real length :math:`2NKM` of the decoder output."""
+        return 2 * self.N * self.K * self.M
+
+
+def _mlp(
+    sizes: list[int],
+    slope: float,
+    *,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> list[nn.Module]:
+    """Linear layers with LeakyReLU (and dropout / batch norm) between adjacent ones."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(nn.LeakyReLU(slope))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return layers
+
+
+def channel_to_real(H: torch.Tensor) -> torch.Tensor:
+    r"""Per-user real vectors :math:`[\mathrm{vec}\,\Re\mathbf H_k, \mathrm{vec}\,\Im\mathbf H_k]`.
+
+    Args:
+        H: Complex ``[B, K, N]`` (MISO) or ``[B, K, M, N]`` channel.
+
+    Returns:
+        Real ``[B, K, 2MN]``.
+    """
+    if not torch.is_complex(H) or H.ndim not in (3, 4):
+        raise ValueError(f"H must be complex [B, K, N] or [B, K, M, N], got {tuple(H.shape)}")
+    Hf = H.reshape(H.shape[0], H.shape[1], -1)
+    return torch.cat([Hf.real, Hf.imag], -1)
+
+
+def real_to_channel(h: torch.Tensor, M: int, N: int) -> torch.Tensor:
+    """Inverse of :func:`channel_to_real`: ``[B, K, 2MN]`` -> ``[B, K, N]`` or ``[B, K, M, N]``."""
+    mn = M * N
+    if h.shape[-1] != 2 * mn:
+        raise ValueError(f"last dimension must be 2MN = {2 * mn}, got {h.shape[-1]}")
+    Hc = torch.complex(h[..., :mn], h[..., mn:])
+    return Hc if M == 1 else Hc.reshape(*h.shape[:-1], M, N)
+
+
+class Encoder(nn.Module):
+    r"""Shared encoder :math:`\mathcal G_\phi` (paper 000 Sec. III-A1).
+
+    FC layers with LeakyReLU in between and a final Tanh, so :math:`\mathbf z_k \in [-1,1]^d`.
+    Applied to every user independently (shared weights).
+    """
+
+    def __init__(self, cfg: EDNConfig) -> None:
+        super().__init__()
+        sizes = [cfg.channel_dim, *cfg.enc_hidden, cfg.d]
+        self.net = nn.Sequential(*_mlp(sizes, cfg.negative_slope), nn.Tanh())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``[..., 2MN]`` real -> ``[..., d]`` latent in ``[-1, 1]``."""
+        return self.net(h)
+
+
+class BeamformerDecoder(nn.Module):
+    r"""Beamformer decoder :math:`\mathcal F_\theta` (paper 000 Sec. III-A3, eq. (24)).
+
+    Input the stacked recovered latents :math:`\hat{\mathbf z} = [\hat{\mathbf z}_1, \dots,
+    \hat{\mathbf z}_K] \in \mathbb R^{Kd}`; FC + LeakyReLU + dropout; output reshaped into
+    :math:`\tilde{\mathbf W} \in \mathbb C^{N \times KM}` and normalized,
+    :math:`\mathbf W_0 = \sqrt P\,\tilde{\mathbf W}/\sqrt{\mathrm{tr}(\tilde{\mathbf W}^H
+    \mathbf Q\tilde{\mathbf W})}` (:math:`\mathbf Q = \mathbf I`: Sec. III-A3; hybrid
+    :math:`\mathbf Q = (\mathbf W^a)^H\mathbf W^a`: eq. (24)).
+    """
+
+    def __init__(self, cfg: EDNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        sizes = [cfg.K * cfg.d, *cfg.dec_hidden, cfg.beamformer_dim]
+        self.net = nn.Sequential(*_mlp(sizes, cfg.negative_slope, dropout=cfg.dropout))
+
+    def forward(
+        self,
+        z_hat: torch.Tensor,
+        power: torch.Tensor | float,
+        power_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""``[B, K, d]`` latents -> complex ``[B, N, KM]`` full-power :math:`\mathbf W_0`."""
+        c = self.cfg
+        w = self.net(z_hat.reshape(z_hat.shape[0], -1))
+        nkm = c.N * c.K * c.M
+        W = torch.complex(w[:, :nkm], w[:, nkm:]).reshape(-1, c.N, c.K * c.M)
+        return normalize_power(W, power, power_weight)
+
+
+class ChannelDecoder(nn.Module):
+    r"""Channel decoder :math:`\mathcal J_\psi` (paper 000 Sec. III-A2), shared by the users.
+
+    FC layers with batch normalization and LeakyReLU in between;
+    :math:`\hat{\mathbf z}_k \mapsto \hat{\mathbf h}_k \in \mathbb R^{2MN}`.
+    """
+
+    def __init__(self, cfg: EDNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        sizes = [cfg.d, *cfg.ch_hidden, cfg.channel_dim]
+        self.net = nn.Sequential(*_mlp(sizes, cfg.negative_slope, batch_norm=True))
+
+    def forward(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """``[B, K, d]`` -> complex ``[B, K, N]`` / ``[B, K, M, N]`` reconstructed channel."""
+        b, k, d = z_hat.shape
+        h = self.net(z_hat.reshape(b * k, d)).reshape(b, k, -1)
+        return real_to_channel(h, self.cfg.M, self.cfg.N)
+
+
+# ---- feedback ------------------------------------------------------------------------------------
+def quantization_symbols(z: torch.Tensor, bits: int) -> torch.Tensor:
+    r"""Indices :math:`s \in \{0, \dots, 2^b - 1\}` of the uniform quantizer on :math:`[-1, 1]`.
+
+    :math:`2^b` cells of width :math:`\Delta = 2/2^b`, reconstruction at the cell centres
+    (mid-rise); ``z`` outside ``[-1, 1]`` is clipped.
+    """
+    _check_pos_int(bits, "bits")
+    levels = 2**bits
+    s = torch.floor((z.detach().clamp(-1.0, 1.0) + 1.0) * (levels / 2.0))
+    return s.clamp(0, levels - 1).to(torch.long)
+
+
+def quantize(z: torch.Tensor, bits: int) -> torch.Tensor:
+    r"""Uniform quantization of the latent (paper 000 Sec. III-A), straight-through gradient.
+
+    :math:`Q(z) = -1 + (s + \tfrac12)\Delta` with :math:`s` from :func:`quantization_symbols`;
+    the backward pass is the identity (straight-through estimator), so training sees the
+    quantized values and still updates the encoder. ``bits == 0`` returns ``z`` unchanged.
+    """
+    if bits == 0:
+        return z
+    levels = 2**bits
+    q = -1.0 + (quantization_symbols(z, bits).to(z.dtype) + 0.5) * (2.0 / levels)
+    return z + (q - z).detach()
+
+
+def feedback_bits(symbols: torch.Tensor, bits: int) -> dict[str, float]:
+    r"""Measured feedback cost per user of the lossless source code (paper 000 Sec. III-A).
+
+    The empirical entropy :math:`\hat H = -\sum_s \hat p_s \log_2 \hat p_s` of the quantized
+    symbols pooled over the batch, users and latent elements: an ideal entropy coder needs
+    :math:`d\hat H` bits per user (a lower bound for any real coder), against :math:`d\,b`
+    bits of fixed-length coding.
+
+    Args:
+        symbols: Long ``[B, K, d]`` quantizer indices.
+        bits: Bits per element of the quantizer.
+
+    Returns:
+        ``{"entropy_bits_per_symbol", "bits_per_user", "fixed_bits_per_user"}``.
+    """
+    d = symbols.shape[-1]
+    counts = torch.bincount(symbols.flatten(), minlength=2**bits).to(torch.float64)
+    p = counts[counts > 0] / counts.sum()
+    h = float(-(p * torch.log2(p)).sum())
+    return {
+        "entropy_bits_per_symbol": h,
+        "bits_per_user": d * h,
+        "fixed_bits_per_user": float(d * bits),
+    }
+
+
+def feedback_error(
+    z: torch.Tensor, sigma_z2: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    r"""Recovered latent :math:`\hat{\mathbf z} = \mathbf z + \Delta\mathbf z` (paper 000 eq. (10)).
+
+    :math:`\Delta z \sim \mathcal N(0, \sigma_z^2)` i.i.d. REAL (module docstring: the paper's
+    :math:`\mathcal{CN}` on a real latent). Drawn on the CPU from ``generator``.
+    """
+    if sigma_z2 == 0:
+        return z
+    noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device="cpu")
+    return z + math.sqrt(sigma_z2) * noise.to(z.device)
+
+
+# ---- semi-amortized steps ------------------------------------------------------------------------
+def semi_amortized_steps(
+    H: torch.Tensor,
+    W0: torch.Tensor,
+    power: torch.Tensor | float,
+    steps: int,
+    eta: float,
+    *,
+    eta_rule: str = "normalized",
+    power_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""``steps`` gradient-ascent steps, eq. (11) (true channel, training) / eq. (9) (inference).
+
+    .. math:: \mathbf W_q = \Pi\big(\mathbf W_{q-1} + \eta\,\nabla_{\mathbf W}
+              R_{\rm sum}(\mathbf H, \mathbf W_{q-1})\big), \quad q \in [Q]
+
+    Exactly :func:`agents.classical.fully_digital.gradient_ascent` (closed-form gradient,
+    projection onto the power sphere, ``eta_rule`` as there); every operation is a torch
+    operation, so autograd differentiates through the ``Q`` steps, which is the chain rule of
+    eq. (12) / appendix eq. (36)-(42). ``steps = 0`` returns the (normalized) ``W0``.
+    """
+    return gradient_ascent(H, W0, power, steps, eta, eta_rule=eta_rule, power_weight=power_weight)  # type: ignore[return-value]
+
+
+# ---- losses --------------------------------------------------------------------------------------
+def alpha_schedule(epoch: int, every: int, step: float = 0.01) -> float:
+    r"""KD weight :math:`\alpha` of eq. (14) (Algorithm 1 line 4).
+
+    From 0, raised by ``step`` (paper: 0.01) every ``every`` epochs, capped at 1.
+    """
+    _check_pos_int(every, "every")
+    return min(1.0, step * (epoch // every))
+
+
+def kd_loss(
+    H: torch.Tensor,
+    W: torch.Tensor,
+    alpha: float,
+    power: torch.Tensor | float,
+    teacher: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    r"""KD loss eq. (14): :math:`L_\alpha = \alpha L^u + (1-\alpha)L^s`.
+
+    :math:`L^u = -\mathbb E\,R_{\rm sum}(\mathbf H, \mathbf W_{Q_t})` (eq. (15)) and
+    :math:`L^s = \mathbb E\|\tilde{\mathbf W} - \mathbf W_{Q_t}\|_F^2` (eq. (16)) with the
+    teacher :math:`\tilde{\mathbf W}` the MMSE beamformer of Sec. III-B2 on the TRUE channel
+    :math:`\mathbf H` (:func:`beamgym.physics.metrics.mmse_beamformer`, unit noise). Means over
+    the batch.
+
+    Args:
+        H: TRUE channel, complex ``[B, K, N]`` / ``[B, K, M, N]``.
+        W: Beamformer :math:`\mathbf W_{Q_t}`, complex ``[B, N, KM]``.
+        alpha: Weight in ``[0, 1]``.
+        power: Budget :math:`P`.
+        teacher: Precomputed teacher (else computed here when ``alpha < 1``).
+
+    Returns:
+        ``(loss, {"sum_rate", "supervised"})`` (the scalars detached).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    rate = band_sum_rate(H, W).mean()
+    loss = -alpha * rate
+    sup = torch.zeros((), dtype=rate.dtype, device=rate.device)
+    if alpha < 1.0:
+        if teacher is None:
+            teacher = mmse_beamformer(H, power)
+        sup = (teacher.detach() - W).abs().square().sum((1, 2)).mean()
+        loss = loss + (1.0 - alpha) * sup
+    return loss, {"sum_rate": float(rate.detach()), "supervised": float(sup.detach())}
+
+
+def channel_decoder_loss(H: torch.Tensor, H_hat: torch.Tensor) -> torch.Tensor:
+    r"""Channel-decoder loss eq. (17).
+
+    :math:`\sum_k \mathbb E\|\mathbf H_k - \hat{\mathbf H}_k\|_F^2` (batch mean of the sum
+    over users).
+    """
+    d = (H - H_hat).abs().square()
+    return d.reshape(d.shape[0], -1).sum(-1).mean()
+
+
+# ---- the whole network ---------------------------------------------------------------------------
+class KDEDN(nn.Module):
+    r"""KD-EDN: encoder, feedback, beamformer decoder and channel decoder (paper 000 Fig. 2).
+
+    Args:
+        cfg: Network sizes and feedback model.
+    """
+
+    def __init__(self, cfg: EDNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.bf_decoder = BeamformerDecoder(cfg)
+        self.ch_decoder = ChannelDecoder(cfg)
+
+    @property
+    def rdtype(self) -> torch.dtype:
+        """Real dtype of the parameters."""
+        return next(self.parameters()).dtype
+
+    def _check_channel(self, H: torch.Tensor) -> None:
+        c = self.cfg
+        want = (c.K, c.N) if c.M == 1 else (c.K, c.M, c.N)
+        if not torch.is_complex(H) or tuple(H.shape[1:]) != want:
+            raise ValueError(f"H must be complex [B, {', '.join(map(str, want))}], got {H.shape}")
+
+    def encode(self, H_est: torch.Tensor) -> torch.Tensor:
+        r"""Latents :math:`\mathbf z_k = \mathcal G_\phi(\tilde{\mathbf H}_k)`, ``[B, K, d]``."""
+        self._check_channel(H_est)
+        return self.encoder(channel_to_real(H_est).to(self.rdtype))
+
+    def feedback(
+        self, z: torch.Tensor, generator: torch.Generator | None = None, *, noise: bool = True
+    ) -> torch.Tensor:
+        r"""Fed-back latent :math:`\hat{\mathbf z} = Q(\mathbf z) + \Delta\mathbf z`."""
+        zq = quantize(z, self.cfg.bits)
+        return feedback_error(zq, self.cfg.sigma_z2, generator) if noise else zq
+
+    def initial_beamformer(
+        self,
+        z_hat: torch.Tensor,
+        power: torch.Tensor | float,
+        power_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r""":math:`\mathbf W_0 = \mathcal F_\theta(\hat{\mathbf z})` (normalized, eq. (24))."""
+        return self.bf_decoder(z_hat, power, power_weight)
+
+    def reconstruct_channel(self, z_hat: torch.Tensor) -> torch.Tensor:
+        r""":math:`\hat{\mathbf H}_k = \mathcal J_\psi(\hat{\mathbf z}_k)` (Algorithm 1 line 21)."""
+        return self.ch_decoder(z_hat)
+
+    @torch.no_grad()
+    def infer(
+        self,
+        H_est: torch.Tensor,
+        power: torch.Tensor | float,
+        steps: int,
+        eta: float,
+        *,
+        eta_rule: str = "normalized",
+        power_weight: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        noise: bool = True,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        r"""Inference stage of Algorithm 1 (lines 16-23), eval mode.
+
+        :math:`\mathbf z_k = \mathcal G_\phi(\tilde{\mathbf H}_k)`, quantized and fed back
+        (:math:`\hat{\mathbf z}_k`), :math:`\mathbf W_0 = \mathcal F_\theta(\hat{\mathbf z})`,
+        :math:`\hat{\mathbf H}_k = \mathcal J_\psi(\hat{\mathbf z}_k)` and ``steps`` = :math:`Q_i`
+        steps of eq. (9) on :math:`\hat{\mathbf H}`.
+
+        Returns:
+            ``(W, info)`` with ``W`` complex ``[B, N, KM]`` in the dtype of ``H_est`` and
+            ``info`` holding ``H_hat`` and the measured ``feedback`` cost.
+        """
+        was = self.training
+        self.eval()
+        try:
+            z = self.encode(H_est)
+            z_hat = self.feedback(z, generator, noise=noise)
+            W0 = self.initial_beamformer(z_hat, power, power_weight).to(H_est.dtype)
+            H_hat = self.reconstruct_channel(z_hat).to(H_est.dtype)
+            W = semi_amortized_steps(
+                H_hat, W0, power, steps, eta, eta_rule=eta_rule, power_weight=power_weight
+            )
+            info: dict[str, Any] = {"H_hat": H_hat}
+            if self.cfg.bits > 0:
+                info["feedback"] = feedback_bits(
+                    quantization_symbols(z, self.cfg.bits), self.cfg.bits
+                )
+            return W, info
+        finally:
+            self.train(was)

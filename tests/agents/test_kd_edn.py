@@ -1,0 +1,329 @@
+"""Tests of the KD-EDN library (paper 000 Sec. III): networks, feedback, GA, losses, training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from agents.base import CheckpointError
+from agents.classical.fully_digital import band_sum_rate, normalize_power, weighted_power
+from agents.kd_edn.model import (
+    KDEDN,
+    EDNConfig,
+    alpha_schedule,
+    channel_decoder_loss,
+    channel_to_real,
+    feedback_bits,
+    feedback_error,
+    kd_loss,
+    quantization_symbols,
+    quantize,
+    real_to_channel,
+    semi_amortized_steps,
+)
+from agents.kd_edn.train import (
+    KDEDNTrainConfig,
+    _build,
+    evaluate_sum_rate,
+    load_checkpoint,
+    save_checkpoint,
+    train_kd_edn,
+)
+from beamgym.physics.metrics import mmse_beamformer
+
+TINY = dict(
+    N=8,
+    K=2,
+    L=2,
+    d=4,
+    bits=3,
+    enc_hidden=(32,),
+    dec_hidden=(64,),
+    ch_hidden=(32,),
+    epochs=40,
+    ch_epochs=30,
+    batch_size=64,
+    lr=1e-3,
+    alpha_every=1,
+    snr_db=(10.0,),
+)
+
+
+def _cn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.complex128) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=dtype)
+
+
+# ---- configuration -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw",
+    [{"d": 0}, {"bits": -1}, {"bits": 17}, {"sigma_z2": -0.1}, {"dropout": 1.0}, {"K": 1.5}],
+)
+def test_edn_config_rejects_bad_values(kw: dict) -> None:
+    with pytest.raises(ValueError):
+        EDNConfig(**{"N": 8, "K": 2, **kw})
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"alpha_mode": "x"}, {"batch_size": 0}, {"lr": 0.0}, {"precision": "half"}, {"epochs": -1}],
+)
+def test_train_config_rejects_bad_values(kw: dict) -> None:
+    with pytest.raises(ValueError):
+        KDEDNTrainConfig(**{**TINY, **kw})
+
+
+# ---- vectorization -------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3, 2, 8), (3, 2, 4, 8)])
+def test_channel_vectorization_round_trip(shape: tuple[int, ...]) -> None:
+    H = _cn(*shape)
+    h = channel_to_real(H)
+    m = 1 if len(shape) == 3 else shape[2]
+    assert h.shape == (3, 2, 2 * m * 8)
+    assert torch.equal(h[..., : m * 8], H.real.reshape(3, 2, -1))  # [vec Re, vec Im]
+    assert torch.equal(real_to_channel(h, m, 8), H)
+    with pytest.raises(ValueError):
+        real_to_channel(h[..., :-1], m, 8)
+    with pytest.raises(ValueError):
+        channel_to_real(H.real)
+
+
+# ---- feedback ------------------------------------------------------------------------------------
+def test_quantizer_grid_error_and_straight_through() -> None:
+    bits = 3
+    z = torch.linspace(-1.0, 1.0, 1001, dtype=torch.float64, requires_grad=True)
+    q = quantize(z, bits)
+    step = 2.0 / 2**bits
+    centres = -1.0 + (torch.arange(2**bits, dtype=torch.float64) + 0.5) * step
+    assert torch.isclose(q.detach()[:, None], centres[None]).any(1).all()
+    assert float((q - z).detach().abs().max()) <= step / 2 + 1e-12
+    q.sum().backward()
+    assert torch.equal(z.grad, torch.ones_like(z))  # straight-through
+    s = quantization_symbols(z, bits)
+    assert int(s.min()) == 0 and int(s.max()) == 2**bits - 1
+    assert quantize(z, 0) is z
+
+
+def test_feedback_bits_measures_entropy() -> None:
+    bits = 2
+    uniform = torch.arange(4).repeat(25).reshape(10, 2, 5)
+    fb = feedback_bits(uniform, bits)
+    assert fb["entropy_bits_per_symbol"] == pytest.approx(2.0)
+    assert fb["bits_per_user"] == pytest.approx(10.0)
+    assert fb["fixed_bits_per_user"] == 10.0
+    const = torch.zeros(10, 2, 5, dtype=torch.long)
+    assert feedback_bits(const, bits)["bits_per_user"] == pytest.approx(0.0)
+    half = torch.tensor([0, 1] * 50).reshape(10, 2, 5)
+    assert feedback_bits(half, bits)["entropy_bits_per_symbol"] == pytest.approx(1.0)
+
+
+def test_feedback_error_is_real_gaussian_with_paper_variance() -> None:
+    z = torch.zeros(200, 4, 50, dtype=torch.float64)
+    a = feedback_error(z, 0.1, torch.Generator().manual_seed(1))
+    b = feedback_error(z, 0.1, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not a.is_complex()
+    assert float(a.var()) == pytest.approx(0.1, rel=0.03)
+    assert feedback_error(z, 0.0) is z
+
+
+# ---- networks ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("M", [1, 2])
+def test_networks_shapes_ranges_and_power(M: int) -> None:
+    torch.manual_seed(0)
+    cfg = EDNConfig(N=8, K=3, M=M, d=5, bits=2, enc_hidden=(16,), dec_hidden=(32,))
+    model = KDEDN(cfg).double().eval()
+    H = _cn(6, 3, 8) if M == 1 else _cn(6, 3, M, 8)
+    z = model.encode(H * 10)
+    assert z.shape == (6, 3, 5) and float(z.detach().abs().max()) <= 1.0
+    z_hat = model.feedback(z, torch.Generator().manual_seed(0))
+    P = torch.full((6,), 2.0, dtype=torch.float64)
+    W0 = model.initial_beamformer(z_hat, P)
+    assert W0.shape == (6, 8, 3 * M)
+    torch.testing.assert_close(weighted_power(W0), P)  # normalization layer, Sec. III-A3
+    A = _cn(6, 8, 8, seed=3)
+    Q = A.mH @ A  # hybrid weight (W^a)^H W^a, eq. (24)
+    torch.testing.assert_close(weighted_power(model.initial_beamformer(z_hat, P, Q), Q), P)
+    H_hat = model.reconstruct_channel(z_hat)
+    assert H_hat.shape == H.shape and H_hat.is_complex()
+    with pytest.raises(ValueError):
+        model.encode(_cn(6, 4, 8))
+
+
+def test_dropout_only_in_training_mode() -> None:
+    torch.manual_seed(0)
+    model = KDEDN(EDNConfig(N=8, K=2, d=4, dec_hidden=(64,)))
+    z = torch.rand(4, 2, 4) * 2 - 1
+    model.train()
+    assert not torch.equal(model.initial_beamformer(z, 1.0), model.initial_beamformer(z, 1.0))
+    model.eval()
+    assert torch.equal(model.initial_beamformer(z, 1.0), model.initial_beamformer(z, 1.0))
+
+
+# ---- semi-amortized steps ------------------------------------------------------------------------
+def test_semi_amortized_gradient_matches_finite_differences() -> None:
+    """Gradient through Q_t = 3 steps of eq. (11) (autograd) vs central finite differences."""
+    H = 2.0 * _cn(2, 2, 4, seed=1)
+    W0 = _cn(2, 4, 2, seed=2)
+
+    def f(W: torch.Tensor) -> torch.Tensor:
+        return band_sum_rate(H, semi_amortized_steps(H, W, 1.0, 3, 0.2)).sum()
+
+    Wr = W0.clone().requires_grad_(True)
+    f(Wr).backward()
+    grad = Wr.grad  # = dL/dRe + i dL/dIm (PyTorch convention for real L)
+    eps = 1e-6
+    fd = torch.zeros_like(W0)
+    for idx in torch.cartesian_prod(*(torch.arange(s) for s in W0.shape)):
+        i = tuple(idx.tolist())
+        for unit in (1.0, 1j):
+            E = torch.zeros_like(W0)
+            E[i] = unit * eps
+            d = (f(W0 + E) - f(W0 - E)) / (2 * eps)
+            fd[i] += d if unit == 1.0 else 1j * d
+    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(f, (W0.clone().requires_grad_(True),))
+
+
+def test_semi_amortized_steps_raise_rate_and_q0_is_normalization() -> None:
+    H = 3.0 * _cn(16, 3, 6, seed=4)
+    W0 = _cn(16, 6, 3, seed=5)
+    W_0 = semi_amortized_steps(H, W0, 1.0, 0, 0.2)
+    torch.testing.assert_close(W_0, normalize_power(W0, 1.0))
+    W_5 = semi_amortized_steps(H, W0, 1.0, 5, 0.2)
+    assert float(band_sum_rate(H, W_5).mean()) > float(band_sum_rate(H, W_0).mean()) + 0.1
+
+
+# ---- losses --------------------------------------------------------------------------------------
+def test_kd_loss_terms() -> None:
+    H = 3.0 * _cn(5, 2, 6, seed=6)
+    W = normalize_power(_cn(5, 6, 2, seed=7), 1.0)
+    teacher = mmse_beamformer(H, 1.0)
+    rate = band_sum_rate(H, W).mean()
+    lu, _ = kd_loss(H, W, 1.0, 1.0)
+    torch.testing.assert_close(lu, -rate)  # eq. (15)
+    ls, st = kd_loss(H, W, 0.0, 1.0)
+    torch.testing.assert_close(ls, (teacher - W).abs().square().sum((1, 2)).mean())  # eq. (16)
+    la, _ = kd_loss(H, W, 0.3, 1.0)
+    torch.testing.assert_close(la, 0.3 * lu + 0.7 * ls)  # eq. (14)
+    assert float(kd_loss(H, teacher, 0.0, 1.0)[0]) == pytest.approx(0.0, abs=1e-20)
+    with pytest.raises(ValueError):
+        kd_loss(H, W, 1.5, 1.0)
+
+
+def test_alpha_schedule_and_modes() -> None:
+    assert [alpha_schedule(e, 1) for e in (0, 1, 50, 100, 500)] == [0.0, 0.01, 0.5, 1.0, 1.0]
+    assert alpha_schedule(25, 10) == pytest.approx(0.02)
+    cfg = KDEDNTrainConfig(**TINY)
+    assert cfg.alpha(3) == pytest.approx(0.03)
+    assert KDEDNTrainConfig(**{**TINY, "alpha_mode": "unsupervised"}).alpha(0) == 1.0
+    assert KDEDNTrainConfig(**{**TINY, "alpha_mode": "supervised"}).alpha(900) == 0.0
+
+
+def test_channel_decoder_loss_value() -> None:
+    H = torch.zeros(2, 2, 3, dtype=torch.complex128)
+    H_hat = torch.full((2, 2, 3), 1 + 1j, dtype=torch.complex128)
+    assert float(channel_decoder_loss(H, H_hat)) == pytest.approx(12.0)  # 6 entries * |1+j|^2
+
+
+# ---- training (Algorithm 1) ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained() -> tuple[KDEDN, KDEDNTrainConfig, dict]:
+    cfg = KDEDNTrainConfig(**TINY)
+    model, history = train_kd_edn(cfg)
+    return model, cfg, history
+
+
+def test_training_improves_sum_rate_on_fixed_seed(trained: tuple) -> None:
+    model, cfg, history = trained
+    before = evaluate_sum_rate(_build(cfg), cfg, n=256, seed=777)
+    after = evaluate_sum_rate(model, cfg, n=256, seed=777)
+    # untrained ~1.7, trained ~3.5 bit/s/Hz at N=8, K=2, 10 dB (Q_i = 0: the network alone)
+    assert after["sum_rate"] > before["sum_rate"] + 1.0
+    assert len(history["edn"]) == cfg.epochs and len(history["channel"]) == cfg.ch_epochs
+    assert history["edn"][-1]["alpha"] == pytest.approx(0.39)
+    nmse = [r["nmse_db"] for r in history["channel"]]
+    assert min(nmse[-5:]) < nmse[0]
+    assert 0 < after["bits_per_user"] <= cfg.d * cfg.bits
+
+
+def test_checkpoint_round_trip_is_exact(trained: tuple, tmp_path) -> None:
+    model, cfg, history = trained
+    path = save_checkpoint(tmp_path / "m.pt", model, cfg, history)
+    model2, cfg2, hist2 = load_checkpoint(path)
+    assert cfg2 == cfg and hist2 == history
+    s1, s2 = model.state_dict(), model2.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+    H = _cn(4, 2, 8, seed=9, dtype=torch.complex64) * 3
+    W1, _ = model.infer(H, 1.0, 3, 0.2, generator=torch.Generator().manual_seed(0))
+    W2, _ = model2.infer(H, 1.0, 3, 0.2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(W1, W2)
+
+
+def test_missing_or_foreign_checkpoint_raises(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="examples/train.py --agent kd_edn"):
+        load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "other"}, bad)
+    with pytest.raises(CheckpointError, match="train"):
+        load_checkpoint(bad)
+
+
+def test_double_precision_mimo_training_step() -> None:
+    cfg = KDEDNTrainConfig(
+        **{**TINY, "M": 2, "K": 2, "epochs": 2, "ch_epochs": 2, "precision": "double"}
+    )
+    model, history = train_kd_edn(cfg)
+    assert model.rdtype == torch.float64
+    assert all(math.isfinite(r["loss"]) for r in history["edn"] + history["channel"])
+    out = evaluate_sum_rate(model, cfg, n=16, q_infer=2)
+    assert math.isfinite(out["sum_rate"]) and out["sum_rate"] > 0
+
+
+# ---- examples/train.py ---------------------------------------------------------------------------
+def _train_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "train.py"
+    spec = importlib.util.spec_from_file_location("kd_edn_train_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_train_script_writes_checkpoint_config_and_log(tmp_path) -> None:
+    import csv
+    import json
+
+    script = _train_script()
+    argv = [
+        "--agent", "kd_edn_q0", "--N", "8", "--K", "2", "--L", "2", "--d", "4",
+        "--epochs", "3", "--ch-epochs", "2", "--batch-size", "16", "--snr-db", "5", "15",
+        "--enc-hidden", "16", "--dec-hidden", "32", "--ch-hidden", "16",
+        "--no-progress", "--out", str(tmp_path / "run"),
+    ]  # fmt: skip
+    out = script.main(argv)
+    model, cfg, history = load_checkpoint(out / "checkpoint.pt")
+    assert cfg.q_train == 0 and cfg.alpha_mode == "kd" and cfg.snr_db == (5.0, 15.0)
+    assert cfg.dec_hidden == (32,) and len(history["edn"]) == 3
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["command"].startswith("python examples/train.py --agent kd_edn_q0")
+    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    assert [r["stage"] for r in rows] == ["edn"] * 3 + ["channel"] * 2
+    assert math.isfinite(float(rows[0]["sum_rate"])) and math.isfinite(float(rows[-1]["nmse_db"]))
+    with pytest.raises(SystemExit, match="supports only"):
+        script.main(["--env", "beamgym/FarFieldHybrid-v0", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):
+        script.main(["--batch-size", "0", "--no-progress", "--out", str(tmp_path / "y")])
+
+
+def test_mismatched_checkpoint_raises(trained: tuple, tmp_path) -> None:
+    model, cfg, _ = trained
+    path = save_checkpoint(tmp_path / "m.pt", model, cfg)
+    blob = torch.load(path, weights_only=True)
+    blob["train_config"]["d"] = cfg.d + 1  # parameters no longer fit the configuration
+    torch.save(blob, path)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_checkpoint(path)
