@@ -215,57 +215,53 @@ def _plots(results: list[AgentResult], out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:  # viz extra not installed
         return
+    ylabel = results[0].metric_name
+
+    def figure(xlabel: str, name: str, draw) -> None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        draw(ax)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+
     by_agent: dict[str, list[AgentResult]] = {}
     for r in results:
         by_agent.setdefault(r.agent, []).append(r)
     snr_runs = {a: rs for a, rs in by_agent.items() if all("snr_db" in r.env_kwargs for r in rs)}
     if snr_runs and max(len(rs) for rs in snr_runs.values()) > 1:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for a, rs in snr_runs.items():
-            x = [r.env_kwargs["snr_db"] for r in rs]
-            s = [r.summary() for r in rs]
-            ax.errorbar(x, [v["metric_mean"] for v in s], [v["metric_ci95"] for v in s], label=a)
-        ax.set_xlabel("SNR (dB)")
-        ax.set_ylabel(results[0].metric_name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "metric_vs_snr.png", dpi=120)
-        plt.close(fig)
+
+        def draw_snr(ax) -> None:
+            for a, rs in snr_runs.items():
+                s = [r.summary() for r in rs]
+                x = [r.env_kwargs["snr_db"] for r in rs]
+                y, ci = [v["metric_mean"] for v in s], [v["metric_ci95"] for v in s]
+                ax.errorbar(x, y, ci, label=a)
+
+        figure("SNR (dB)", "metric_vs_snr.png", draw_snr)
     traced = [r for r in results if r.trace is not None and len(r.trace) > 1]
     if traced:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for r in traced:
-            label = r.agent + (
-                f" {r.env_kwargs.get('snr_db')} dB" if "snr_db" in r.env_kwargs else ""
-            )
-            ax.plot(range(len(r.trace)), r.trace, label=label)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(results[0].metric_name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "metric_vs_iteration.png", dpi=120)
-        plt.close(fig)
+
+        def draw_trace(ax) -> None:
+            for r in traced:
+                snr = r.env_kwargs.get("snr_db")
+                label = r.agent + ("" if snr is None else f" {snr} dB")
+                ax.plot(range(len(r.trace)), r.trace, label=label)
+
+        figure("iteration", "metric_vs_iteration.png", draw_trace)
     outage = [r for r in results if "outage_fraction" in r.extras]
     if outage:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for r in outage:
-            s = r.summary()
-            ax.errorbar(
-                s["outage_fraction_mean"],
-                s["metric_mean"],
-                s["metric_ci95"],
-                fmt="o",
-                label=r.agent,
-            )
-        ax.set_xlabel("empirical outage (fraction of users)")
-        ax.set_ylabel(results[0].metric_name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "power_vs_outage.png", dpi=120)
-        plt.close(fig)
+
+        def draw_outage(ax) -> None:
+            for r in outage:
+                s = r.summary()
+                x, y, ci = s["outage_fraction_mean"], s["metric_mean"], s["metric_ci95"]
+                ax.errorbar(x, y, ci, fmt="o", label=r.agent)
+
+        figure("empirical outage (fraction of users)", "power_vs_outage.png", draw_outage)
 
 
 def main(argv: list[str] | None = None) -> None:
