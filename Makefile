@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/evaluate.py --snr-db 5 10 15 20
+	$(PY) examples/evaluate.py --agent kd_edn
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -32,6 +32,7 @@ __all__ = [
     "check_env_config",
     "env_config_dict",
     "env_name",
+    "find_committed",
     "load_blob",
     "pretrained_dir",
     "resolve_checkpoint",
@@ -97,6 +98,38 @@ def load_blob(path: Path, fmt: str, train_command: str) -> dict[str, Any]:
             f"{path} is not a {fmt} checkpoint (found {got!r}); retrain with: {train_command}"
         )
     return blob
+
+
+def find_committed(
+    agent: str, env_id: str, task: BeamformingTask, keys: tuple[str, ...] | None = None
+) -> Path | None:
+    """The committed model of ``agent`` whose env configuration fits ``task``, if any.
+
+    Looks at ``agents/pretrained/<agent>/<env-name>*/checkpoint.pt`` (the default folder
+    first, then the variants in name order) and returns the first whose stored ``env_config``
+    agrees with ``task`` on ``keys`` (default: every field but ``snr_db``).
+    """
+    root = PRETRAINED_DIR / agent
+    base = env_name(env_id)
+    if not root.is_dir():
+        return None
+    folders = sorted(
+        (f for f in root.iterdir() if f.name == base or f.name.startswith(base + "-")),
+        key=lambda f: (f.name != base, f.name),
+    )
+    want = env_config_dict(task)
+    for folder in folders:
+        path = folder / "checkpoint.pt"
+        if not path.is_file():
+            continue
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True).get("env_config", {})
+        except Exception:  # unreadable: the explicit load reports it
+            continue
+        ks = keys if keys is not None else tuple(k for k in want if k != "snr_db")
+        if all(_norm(saved.get(k)) == _norm(want.get(k)) for k in ks):
+            return path
+    return None
 
 
 def check_env_config(

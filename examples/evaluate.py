@@ -51,8 +51,16 @@ except ImportError:  # tqdm is in the "viz" extra
 TEST_SEED = 1_000_003
 #: Seed of the validation sets that calibrating agents (``validation_size > 0``) learn on.
 VALIDATION_SEED = 2_000_003
-#: The demo that runs with no arguments (until a learned agent ships its checkpoint).
+#: The demo that runs with no arguments: classical solvers on FullyDigitalFDD-v0.
 DEMO_AGENT, DEMO_COMPARE = "mmse", ("mrt", "zf", "mmse_ga", "wmmse", "random")
+#: Main agents with a default comparison: ``--agent NAME`` alone scores NAME beside these
+#: agents at these SNRs (the paper's figure), e.g. ``python examples/evaluate.py --agent kd_edn``.
+PRESETS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "kd_edn": (
+        ("edn_unsupervised", "edn_supervised", "kd_edn_q0", "mmse_ga", "mmse", "mrt"),
+        (5.0, 10.0, 15.0, 20.0),
+    ),
+}
 
 
 @dataclasses.dataclass
@@ -104,12 +112,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:
         )
     else:
         agent, compare = ns.agent, tuple(ns.compare or ())
+    snr_db = tuple(ns.snr_db)
+    preset = PRESETS.get(agent)
+    if preset is not None and ns.env is None and not ns.env_kw:
+        if ns.compare is None:
+            compare = tuple(a for a in preset[0] if a in registered_agents())
+        snr_db = snr_db or preset[1]
     args = Args(
         agent=agent,
         compare=compare,
         env=ns.env,
         env_kw=tuple(ns.env_kw),
-        snr_db=tuple(ns.snr_db),
+        snr_db=snr_db,
         episodes=ns.episodes,
         batch=ns.batch,
         trace=ns.trace,

@@ -25,6 +25,11 @@ TRAINERS: dict[str, str] = {
     "edn_unsupervised": "agents.kd_edn.cli",
     "edn_supervised": "agents.kd_edn.cli",
     "kd_edn_q0": "agents.kd_edn.cli",
+    "unfolded_pga": "agents.unfolded_pga.cli",
+    "upga_m": "agents.upga_m.cli",
+    "upga_m_sparse": "agents.upga_m.cli",
+    "upga_m_quantized": "agents.upga_m.cli",
+    "cnn_004": "agents.upga_m.cli",
 }
 
 

@@ -2,12 +2,14 @@
 
 Usage:
     python examples/train.py --agent kd_edn --env beamgym/FullyDigitalFDD-v0
-    python examples/train.py --agent edn_unsupervised --placement spatial-division --epochs 500
-    python examples/train.py --agent kd_edn --N 8 --K 2 --L 2 --epochs 40 --out runs/tiny
+    python examples/train.py --agent edn_unsupervised --env-kw placement=spatial-division
+    python examples/train.py --agent kd_edn --env beamgym/NearFieldHybrid-v0
+    python examples/train.py --agent kd_edn --env-kw N=8 K=2 L=2 --epochs 40 --out runs/tiny
 
 ``--agent``: ``kd_edn`` (alpha 0 -> 1), ``edn_unsupervised`` (alpha = 1), ``edn_supervised``
-(alpha = 0), ``kd_edn_q0`` (Q_t = 0). Only ``beamgym/FullyDigitalFDD-v0`` is supported so
-far (the hybrid envs are not implemented yet). Writes to ``--out``: ``checkpoint.pt`` (load
+(alpha = 0), ``kd_edn_q0`` (Q_t = 0). ``--env``: FullyDigitalFDD-v0, FarFieldHybrid-v0
+(steering analog beams, Sec. IV-A) or NearFieldHybrid-v0 (TTD+PS, Sec. IV-B); ``--env-kw``
+sets the env configuration. Writes to ``--out``: ``checkpoint.pt`` (load
 with ``agents.kd_edn.train.load_checkpoint``), ``config.json`` (the training configuration and
 the exact command), ``train_log.csv`` (one row per epoch: stage, epoch, alpha, loss, sum-rate
 of W_Qt on the epoch's batch, supervised loss, channel-decoder NMSE in dB) and
@@ -17,6 +19,7 @@ of W_Qt on the epoch's batch, supervised loss, channel-decoder NMSE in dB) and
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import dataclasses
 import json
@@ -25,7 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.kd_edn.train import KDEDNTrainConfig, save_checkpoint, train_kd_edn
+import torch
+
+from agents.kd_edn.train import KD_EDN_ENVS, KDEDNTrainConfig, save_checkpoint, train_kd_edn
 
 try:
     from tqdm import tqdm
@@ -39,7 +44,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "edn_supervised": {"alpha_mode": "supervised"},
     "kd_edn_q0": {"alpha_mode": "kd", "q_train": 0},
 }
-SUPPORTED_ENVS = ("beamgym/FullyDigitalFDD-v0",)
+SUPPORTED_ENVS = KD_EDN_ENVS
 LOG_FIELDS = ("stage", "epoch", "alpha", "loss", "sum_rate", "supervised", "nmse_db")
 
 
@@ -50,13 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default=SUPPORTED_ENVS[0])
     p.add_argument("--out", default=None, help="output folder (default runs/<agent>)")
     p.add_argument("--no-progress", action="store_true")
-    for name in ("N", "K", "M", "L", "d", "bits", "epochs", "ch_epochs", "batch_size"):
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument(
+        "--env-kw",
+        nargs="*",
+        default=[],
+        help="env configuration key=value (Python literals), e.g. placement=spatial-division N=8",
+    )
+    for name in ("d", "bits", "epochs", "ch_epochs", "batch_size"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("n_en", "n_de", "alpha_every", "q_train", "seed"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "eta", "sigma_z2", "sigma_h2"):
+    for name in ("lr", "eta", "sigma_z2"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
-    p.add_argument("--placement", default=d.placement)
+    p.add_argument("--input-norm", default=d.input_norm, choices=("snr", "none"))
     p.add_argument("--snr-db", type=float, nargs="+", default=list(d.snr_db))
     for name in ("enc_hidden", "dec_hidden", "ch_hidden"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=None)
@@ -64,12 +76,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def _config(args: argparse.Namespace) -> KDEDNTrainConfig:
     kw: dict[str, Any] = {}
     for f in dataclasses.fields(KDEDNTrainConfig):
         v = getattr(args, f.name, None)
-        if v is not None and f.name != "alpha_mode":
+        if v is not None and f.name not in ("alpha_mode", "env_kw", "env_kwargs"):
             kw[f.name] = tuple(v) if isinstance(v, list) else v
+    env_kwargs: dict[str, Any] = {}
+    for pair in args.env_kw:
+        if "=" not in pair:
+            raise ValueError(f"--env-kw expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        env_kwargs[key] = _literal(value)
+    kw["env_id"] = args.env
+    kw["env_kwargs"] = env_kwargs
     kw.update(VARIANTS[args.agent])
     return KDEDNTrainConfig(**kw)
 
@@ -100,13 +127,13 @@ def main(argv: list[str]) -> Path:
     argv = list(argv)
     args = _parser().parse_args(argv)
     if args.env not in SUPPORTED_ENVS:
-        raise SystemExit(
-            f"error: KD-EDN training supports only {SUPPORTED_ENVS} so far, got {args.env!r}"
-        )
+        raise SystemExit(f"error: KD-EDN trains for {SUPPORTED_ENVS}, got {args.env!r}")
     try:
         config = _config(args)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from exc
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.agent}")
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -125,7 +152,7 @@ def main(argv: list[str]) -> Path:
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    save_checkpoint(out / "checkpoint.pt", model, config, history)
+    save_checkpoint(out / "checkpoint.pt", model, config, history, agent=args.agent)
     command = "python examples/train.py " + shlex.join(argv)
     meta = {
         "agent": args.agent,

@@ -1,0 +1,220 @@
+r"""KD-EDN and its ablations as beamgym agents (paper 000 Sec. III-D, IV-C).
+
+Each agent runs the inference stage of Algorithm 1 (lines 15-23) with a trained model: the
+users encode their estimated (effective) channels, the latents are quantized and fed back with
+the feedback error :math:`\Delta\mathbf z`, the BS decodes the initial beamformer
+:math:`\mathbf W_0 = \mathcal F_\theta(\hat{\mathbf z})` and the channels
+:math:`\hat{\mathbf H}_k = \mathcal J_\psi(\hat{\mathbf z}_k)`, and takes :math:`Q_i` gradient
+steps of eq. (9) on :math:`\hat{\mathbf H}` (hybrid: on the effective channel with the
+eq. (24) power weight).
+
+The models are the committed ones (``agents/pretrained/<agent>/<env>[-variant]/``, made by
+``examples/train.py``; :mod:`agents.pretrained`): the one trained for the env's configuration
+(e.g. ``FullyDigitalFDD-v0-spatial-division/`` for ``placement="spatial-division"``), unless
+``checkpoint=`` names another file.
+A model fits an env when it was trained for the same env configuration, the SNR excepted (one
+model serves the SNR set it was trained over, Sec. III-C).
+
+The paper's MMSE+GA(Q_i) baseline with perfect feedback of the estimated channel is the
+``mmse_ga`` agent of :mod:`agents.classical.fully_digital`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.base import CheckpointError, _env_id_of, register_agent
+from agents.classical.fully_digital import (
+    ETA_RULES,
+    SolverProblem,
+    _Base000Agent,
+    _check_choice,
+    _reject_unknown,
+    gradient_ascent,
+    problem_from_known,
+)
+from agents.kd_edn.model import feedback_bits, quantization_symbols
+from agents.kd_edn.train import KD_EDN_ENVS, load_checkpoint
+from agents.pretrained import (
+    PRETRAINED_DIR,
+    check_env_config,
+    env_config_dict,
+    find_committed,
+    pretrained_dir,
+    resolve_checkpoint,
+)
+from beamgym._validation import check_int, check_positive
+from beamgym.structures import TensorDataclass
+
+__all__ = ["KDEDNAgent", "VARIANTS", "train_command"]
+
+#: Agent name -> (paper name, default Q_i, envs with a committed model).
+VARIANTS: dict[str, tuple[str, int, tuple[str, ...]]] = {
+    "kd_edn": ("KD-EDN (Q_t=5, Q_i=10)", 10, KD_EDN_ENVS),
+    "edn_unsupervised": ("'Unsupervised' (alpha = 1, Q_t=5, Q_i=10)", 10, KD_EDN_ENVS[:1]),
+    "edn_supervised": ("'Supervised' (alpha = 0, Q_t=5, Q_i=10)", 10, KD_EDN_ENVS[:1]),
+    "kd_edn_q0": ("'KD-EDN, Q=0' (Q_t = Q_i = 0)", 0, KD_EDN_ENVS[:1]),
+}
+
+
+def train_command(agent: str, env_id: str, env_kwargs: dict[str, Any] | None = None) -> str:
+    """The ``examples/train.py`` command that trains ``agent`` for an env configuration.
+
+    Its ``--out`` is the committed-model folder the agent searches
+    (``agents/pretrained/<agent>/<env>[-key-value...]``), so the agent finds the new model.
+    """
+    env_kwargs = env_kwargs or {}
+    variant = "-".join(f"{k}-{v}" for k, v in sorted(env_kwargs.items()))
+    out = pretrained_dir(agent, env_id, variant).relative_to(PRETRAINED_DIR.parents[1])
+    cmd = ["python", "examples/train.py", "--agent", agent, "--env", env_id]
+    if env_kwargs:
+        cmd += ["--env-kw", *(f"{k}={v}" for k, v in sorted(env_kwargs.items()))]
+    return shlex.join([*cmd, "--out", str(out)])
+
+
+class KDEDNAgent(_Base000Agent):
+    r"""A trained KD-EDN model as an agent (paper 000 Algorithm 1, inference stage).
+
+    Args:
+        env: FullyDigitalFDD-v0, FarFieldHybrid-v0 (``analog="steering"``) or
+            NearFieldHybrid-v0 (env or task).
+        checkpoint: Model file (``examples/train.py`` output); ``None``: the committed model
+            of this agent and env.
+        q_infer: :math:`Q_i` steps of eq. (9) on the reconstructed channel (paper: 10; the
+            ``kd_edn_q0`` ablation: 0).
+        eta: Step :math:`\bar\eta` of eq. (9); ``None``: the model's training value.
+        eta_rule: ``"normalized"`` (training's rule) or ``"fixed"``.
+        feedback_noise: Draw the feedback error :math:`\Delta\mathbf z \sim
+            \mathcal N(0, \sigma_z^2)` of Sec. III-D1 (``False``: error-free feedback link,
+            quantization only).
+        seed: Seed of the feedback-error generator (same seed and call sequence -> same
+            numbers).
+
+    Raises:
+        CheckpointError: No committed model / unreadable file / a model trained for another
+            env configuration; the message names the training command.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        checkpoint: str | None = None,
+        q_infer: int | None = None,
+        eta: float | None = None,
+        eta_rule: str = "normalized",
+        feedback_noise: bool = True,
+        seed: int = 0,
+        **unknown: Any,
+    ) -> None:
+        valid = ("checkpoint", "q_infer", "eta", "eta_rule", "feedback_noise", "seed")
+        _reject_unknown(self, unknown, valid)
+        name = type(self).registry_name or "kd_edn"
+        q_default = VARIANTS.get(name, ("", 10, ()))[1]
+        q_infer = q_default if q_infer is None else q_infer
+        check_int(q_infer, "q_infer", minimum=0)
+        if eta is not None:
+            check_positive(eta, "eta")
+        _check_choice(eta_rule, "eta_rule", ETA_RULES)
+        check_int(seed, "seed", minimum=0)
+        if not isinstance(feedback_noise, bool):
+            raise ValueError(f"feedback_noise must be True or False, got {feedback_noise!r}")
+        hp: dict[str, Any] = {"q_infer": q_infer}
+        if checkpoint is not None:
+            hp["checkpoint"] = str(checkpoint)
+        super().__init__(env, **hp)
+        env_id = _env_id_of(self.task) or KD_EDN_ENVS[0]
+        config = dataclasses.asdict(self.task.config)
+        changed = {
+            k: v
+            for k, v in config.items()
+            if k != "snr_db" and v != dataclasses.asdict(type(self.task.config)()).get(k)
+        }
+        cmd = train_command(name, env_id, changed)
+        if checkpoint is None:  # the committed model that fits this env configuration
+            checkpoint = find_committed(name, env_id, self.task)
+        path = resolve_checkpoint(checkpoint, name, env_id, cmd)
+        try:
+            self.model, self.train_config, self.history = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc} (for this env: {cmd})") from exc
+        if self.train_config.env_id != env_id:
+            raise CheckpointError(
+                f"{path} was trained for {self.train_config.env_id}, not {env_id}; train one "
+                f"with: {cmd}"
+            )
+        saved = env_config_dict(self.train_config.make_task())
+        keys = tuple(k for k in saved if k != "snr_db")
+        check_env_config(saved, self.task, keys, path, cmd)
+        self.model = self.model.to(self.task.device)
+        self.checkpoint_path = Path(path)
+        self.q_infer = q_infer
+        self.eta = self.train_config.eta if eta is None else float(eta)
+        self.eta_rule = eta_rule
+        self.feedback_noise = feedback_noise
+        self._gen = torch.Generator().manual_seed(seed)
+
+    # ---- inference, Algorithm 1 lines 16-23 ------------------------------------------------------
+    def _run(self, prob: SolverProblem, known: TensorDataclass, trace: bool) -> list[torch.Tensor]:
+        m = self.model
+        H_est = prob.linear_channel
+        snr_db = known.snr_db  # type: ignore[attr-defined]
+        with torch.no_grad():
+            z = m.encode(H_est, snr_db)  # line 17: z_k = G_phi(H~_k) at each user
+            z_hat = m.feedback(z, self._gen, noise=self.feedback_noise)  # lines 18-20
+            W0 = m.initial_beamformer(z_hat, prob.power, prob.Q).to(H_est.dtype)  # line 21
+            H_hat = m.reconstruct_channel(z_hat, snr_db).to(H_est.dtype)  # line 21
+            out = gradient_ascent(  # line 22: Q_i steps of eq. (9) on H^
+                H_hat,
+                W0,
+                prob.power,
+                self.q_infer,
+                self.eta,
+                eta_rule=self.eta_rule,
+                power_weight=prob.Q,
+                return_trace=trace,
+            )
+        if m.cfg.bits > 0:
+            self.last_info = {"symbols": quantization_symbols(z, m.cfg.bits)}
+        return list(out[1]) if trace else [out]  # type: ignore[index]
+
+    def feedback_cost(self, known: TensorDataclass) -> dict[str, float]:
+        """Measured feedback bits per user of a batch (:func:`agents.kd_edn.model.feedback_bits`).
+
+        Raises:
+            ValueError: The model has no quantizer (``bits = 0``).
+        """
+        if self.model.cfg.bits == 0:
+            raise ValueError("this model feeds back unquantized latents (bits = 0)")
+        prob = problem_from_known(self.task, known)
+        with torch.no_grad():
+            z = self.model.encode(prob.linear_channel, known.snr_db)  # type: ignore[attr-defined]
+        return feedback_bits(quantization_symbols(z, self.model.cfg.bits), self.model.cfg.bits)
+
+    def solve(self, known: TensorDataclass) -> Any:
+        r"""Beamformers :math:`\mathbf W_{Q_i}` of a batch (the env's structured beamformer)."""
+        prob = problem_from_known(self.task, known)
+        return self._wrap(known, self._run(prob, known, trace=False)[0])
+
+    def solve_trace(self, known: TensorDataclass) -> list[Any]:
+        """``[W_0, W_1, ..., W_{Q_i}]``: the decoder's output and every step of eq. (9)."""
+        prob = problem_from_known(self.task, known)
+        return [self._wrap(known, W) for W in self._run(prob, known, trace=True)]
+
+
+def _register(name: str) -> None:
+    paper_name, q_i, envs = VARIANTS[name]
+    register_agent(
+        name,
+        env_ids=envs,
+        description=f"paper 000 {paper_name}: trained encoder-decoder, Algorithm 1 "
+        "(committed model; examples/train.py trains one)",
+    )(type(f"KDEDNAgent_{name}", (KDEDNAgent,), {"__doc__": KDEDNAgent.__doc__}))
+
+
+for _name in VARIANTS:
+    _register(_name)

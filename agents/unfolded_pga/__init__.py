@@ -1,0 +1,25 @@
+"""Paper 003's deep-unfolded PGA for hybrid beamforming (model, training, agent, CLI).
+
+Importing this package registers the ``unfolded_pga`` agent.
+"""
+
+from agents.unfolded_pga.agent import UnfoldedPGAAgent
+from agents.unfolded_pga.model import UnfoldedPGA, unfolded_pga_loss
+from agents.unfolded_pga.train import (
+    CHECKPOINT_FORMAT,
+    UnfoldedPGATrainConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_unfolded_pga,
+)
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "UnfoldedPGA",
+    "UnfoldedPGAAgent",
+    "UnfoldedPGATrainConfig",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train_unfolded_pga",
+    "unfolded_pga_loss",
+]

@@ -1,0 +1,244 @@
+"""Paper 000's KD-EDN figures with the committed models: Figs. 3-9, feedback cost, time.
+
+What it measures (issue 4), every learned model being the committed one
+(``agents/pretrained/<agent>/<env>/``, made by ``examples/train.py``, command in its
+``config.json``):
+
+* Figs. 3/4: the training curves of KD-EDN, "Unsupervised" and "Supervised" (sum-rate of
+  W_Qt per epoch, channel-decoder NMSE per epoch), read from the committed ``train_log.csv``;
+* Fig. 5: sum-rate vs Q_i (0..20) at 15 dB for the models trained with Q_t = 5 (``kd_edn``)
+  and Q_t = 0 (``kd_edn_q0``), and MMSE+GA(Q_i) with perfect feedback of the estimate;
+* Figs. 6/8/9: sum-rate vs SNR (5-20 dB) for KD-EDN (Q_i = 10), Unsupervised, Supervised,
+  KD-EDN Q=0, MMSE+GA(10), MMSE, MRT, and WMMSE with PERFECT CSI (upper reference the paper
+  does not show), on every env with committed models; mean and 95% CI over ``--n-test``
+  instances of the fixed test seed, paired differences KD-EDN - X with their CI;
+* feedback cost per user per coherence interval: KD-EDN's measured entropy-coded bits
+  (empirical entropy of the quantized latents on the test set) against sending the estimated
+  channel (2MN reals as 32-bit floats, or with the same b-bit uniform quantizer per real);
+* training time of each committed model (its ``config.json``) and inference latency per
+  instance, batched and single (the harness).
+
+Usage:
+    python benchmarks/kd_edn_000.py                 # full run, ~5-10 min on 2 cores
+    python benchmarks/kd_edn_000.py --quick         # smoke run (small sets, not reported)
+
+Writes benchmarks/results/kd_edn_000.json (``--out``) and, with matplotlib,
+benchmarks/results/kd_edn_000.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import agents  # noqa: E402, F401
+from agents.base import make_agent, registered_agents  # noqa: E402
+from agents.harness import evaluate_agent, mean_ci  # noqa: E402
+from agents.pretrained import pretrained_dir  # noqa: E402
+from beamgym.datasets import make_instance_set, make_task  # noqa: E402
+
+TEST_SEED = 1_000_003  # examples/evaluate.py's fixed test seed
+ENVS = ("beamgym/FullyDigitalFDD-v0", "beamgym/FarFieldHybrid-v0", "beamgym/NearFieldHybrid-v0")
+LEARNED = ("kd_edn", "edn_unsupervised", "edn_supervised", "kd_edn_q0")
+BASELINES = ("mmse_ga", "mmse", "mrt")
+
+
+def _available(name: str, env_id: str) -> bool:
+    spec = registered_agents().get(name)
+    return spec is not None and env_id in spec.env_ids
+
+
+def training_curves() -> dict:
+    out = {}
+    for name in ("kd_edn", "edn_unsupervised", "edn_supervised", "kd_edn_q0"):
+        for env_id in ENVS:
+            folder = pretrained_dir(name, env_id)
+            log = folder / "train_log.csv"
+            if not log.is_file():
+                continue
+            rows = list(csv.DictReader(log.open()))
+            meta = json.loads((folder / "config.json").read_text())
+            edn = [
+                (int(float(r["epoch"])), float(r["sum_rate"])) for r in rows if r["stage"] == "edn"
+            ]
+            ch = [
+                (int(float(r["epoch"])), float(r["nmse_db"]))
+                for r in rows
+                if r["stage"] == "channel"
+            ]
+            out[f"{name}@{env_id}"] = {
+                "command": meta["command"],
+                "train_seconds": meta["train_seconds"],
+                "edn_sum_rate": edn,
+                "channel_nmse_db": ch,
+            }
+    return out
+
+
+def rate_vs_snr(env_id: str, snrs: list[float], n: int, batch: int) -> dict:
+    names = [a for a in (*LEARNED, *BASELINES) if _available(a, env_id)]
+    table: dict = {"agents": names, "snr_db": snrs, "rows": {}}
+    for snr in snrs:
+        ds = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr)
+        task = make_task(env_id, snr_db=snr)
+        per: dict = {}
+        metrics: dict = {}
+        for name in names:
+            agent = make_agent(name, task)
+            res = evaluate_agent(agent, ds, batch_size=batch, single_instances=20)
+            s = res.summary()
+            metrics[name] = res.metric
+            per[name] = {
+                "mean": s["metric_mean"],
+                "ci95": s["metric_ci95"],
+                "latency_batched_us": s["latency_batched_us"],
+                "latency_single_us": s["latency_single_us"],
+            }
+            if name == "kd_edn":
+                known = task.known(ds.instances)
+                per[name]["feedback"] = agent.feedback_cost(known)
+                # the same model over an error-free feedback link (quantization only)
+                clean = make_agent(name, task, feedback_noise=False)
+                res = evaluate_agent(clean, ds, batch_size=batch, single_instances=1)
+                metrics["kd_edn_no_feedback_error"] = res.metric
+                mu, ci = mean_ci(res.metric)
+                per["kd_edn_no_feedback_error"] = {"mean": mu, "ci95": ci}
+        # WMMSE with perfect CSI (upper reference): same instances, true channel as the estimate
+        perfect = make_task(env_id, snr_db=snr, csi_error="perfect")
+        ds_p = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr, csi_error="perfect")
+        same = bool(torch.equal(ds_p.instances.H, ds.instances.H))  # the same true channels
+        wmmse = make_agent("wmmse", perfect)
+        res = evaluate_agent(wmmse, ds_p, batch_size=batch, single_instances=5)
+        metrics["wmmse_perfect_csi"] = res.metric
+        s = res.summary()
+        per["wmmse_perfect_csi"] = {
+            "mean": s["metric_mean"],
+            "ci95": s["metric_ci95"],
+            "same_channels_as_test_set": same,
+        }
+        if "kd_edn" in metrics:
+            for other, m in metrics.items():
+                if other != "kd_edn":
+                    mu, ci = mean_ci(metrics["kd_edn"] - m)
+                    per.setdefault("kd_edn_minus", {})[other] = {"mean": mu, "ci95": ci}
+        table["rows"][str(snr)] = per
+        print(env_id, snr, {k: round(v["mean"], 2) for k, v in per.items() if "mean" in v})
+    return table
+
+
+def rate_vs_qi(n: int, batch: int, qs: list[int]) -> dict:
+    env_id = ENVS[0]
+    ds = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=15.0)
+    task = make_task(env_id, snr_db=15.0)
+    out: dict = {"q_i": qs}
+    for name in ("kd_edn", "kd_edn_q0"):
+        if not _available(name, env_id):
+            continue
+        out[name] = []
+        for q in qs:
+            res = evaluate_agent(
+                make_agent(name, task, q_infer=q), ds, batch_size=batch, single_instances=1
+            )
+            out[name].append(mean_ci(res.metric))
+    out["mmse_ga"] = []
+    for q in qs:
+        res = evaluate_agent(
+            make_agent("mmse_ga", task, steps=q), ds, batch_size=batch, single_instances=1
+        )
+        out["mmse_ga"].append(mean_ci(res.metric))
+    print("Q_i sweep", {k: [round(m, 2) for m, _ in v] for k, v in out.items() if k != "q_i"})
+    return out
+
+
+def feedback_reference(env_id: str) -> dict:
+    task = make_task(env_id)
+    x = task.known(task.sample(torch.Generator().manual_seed(0), 1))
+    from agents.classical.fully_digital import problem_from_known
+
+    H = problem_from_known(task, x).linear_channel
+    reals = 2 * int(np.prod(H.shape[2:]))
+    return {"channel_reals_per_user": reals, "float32_bits_per_user": 32 * reals}
+
+
+def plot(results: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    envs = [e for e in ENVS if e in results["rate_vs_snr"]]
+    fig, axes = plt.subplots(1, len(envs) + 1, figsize=(5 * (len(envs) + 1), 4))
+    for ax, env_id in zip(axes, envs, strict=False):
+        t = results["rate_vs_snr"][env_id]
+        names = [*t["agents"], "wmmse_perfect_csi"]
+        for name in names:
+            ys = [t["rows"][str(s)][name]["mean"] for s in t["snr_db"]]
+            ax.plot(t["snr_db"], ys, marker="o", label=name)
+        ax.set(xlabel="SNR (dB)", ylabel="sum-rate (bit/s/Hz)", title=env_id.split("/")[-1])
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    q = results["rate_vs_qi"]
+    for name in ("kd_edn", "kd_edn_q0", "mmse_ga"):
+        if name in q:
+            ax.plot(q["q_i"], [m for m, _ in q[name]], marker="o", label=name)
+    ax.set(xlabel="Q_i", ylabel="sum-rate at 15 dB", title="Fig. 5: rate vs Q_i (FDD MISO)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=250)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kd_edn_000.json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    n = 64 if args.quick else args.n_test
+    snrs = [5.0, 10.0, 15.0, 20.0]
+    t0 = time.perf_counter()
+    results: dict = {
+        "command": "python benchmarks/kd_edn_000.py" + (" --quick" if args.quick else ""),
+        "n_test": n,
+        "test_seed": TEST_SEED,
+        "machine": {"platform": platform.platform(), "threads": args.threads},
+        "training": training_curves(),
+        "rate_vs_snr": {},
+        "feedback_reference": {},
+    }
+    for env_id in ENVS:
+        if not _available("kd_edn", env_id):
+            continue
+        results["rate_vs_snr"][env_id] = rate_vs_snr(env_id, snrs, n, args.batch)
+        results["feedback_reference"][env_id] = feedback_reference(env_id)
+    results["rate_vs_qi"] = rate_vs_qi(n, args.batch, [0, 1, 2, 5, 10, 20])
+    results["seconds"] = time.perf_counter() - t0
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        plot(results, args.out.with_suffix(".png"))
+        print(f"wrote {args.out}")
+    print(f"done in {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
