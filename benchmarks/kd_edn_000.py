@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import agents  # noqa: E402, F401
-from agents.base import make_agent, registered_agents  # noqa: E402
+from agents.base import CheckpointError, make_agent, registered_agents  # noqa: E402
 from agents.harness import evaluate_agent, mean_ci  # noqa: E402
 from agents.pretrained import pretrained_dir  # noqa: E402
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
@@ -57,16 +57,34 @@ LEARNED = ("kd_edn", "edn_unsupervised", "edn_supervised", "kd_edn_q0")
 BASELINES = ("mmse_ga", "mmse", "mrt")
 
 
-def _available(name: str, env_id: str) -> bool:
+#: (label, env id, env keywords, paper figure): the scenarios with committed KD-EDN models.
+SCENARIOS = (
+    ("MISO single cell", ENVS[0], {}, "Fig. 6(a)"),
+    ("MISO spatial division", ENVS[0], {"placement": "spatial-division"}, "Fig. 6(b)"),
+    ("MIMO single cell (K=4, M=4)", ENVS[0], {"K": 4, "M": 4}, "Fig. 7(a)"),
+    ("far-field hybrid, single cell", ENVS[1], {}, "Fig. 8(a)"),
+    ("near-field hybrid, single cell", ENVS[2], {}, "Fig. 9(a)"),
+)
+
+
+def _available(name: str, env_id: str, env_kwargs: dict | None = None) -> bool:
     spec = registered_agents().get(name)
-    return spec is not None and env_id in spec.env_ids
+    if spec is None or env_id not in spec.env_ids:
+        return False
+    if name not in LEARNED:
+        return True
+    try:
+        make_agent(name, make_task(env_id, **(env_kwargs or {})))
+    except CheckpointError:  # no committed model for this configuration
+        return False
+    return True
 
 
 def training_curves() -> dict:
     out = {}
-    for name in ("kd_edn", "edn_unsupervised", "edn_supervised", "kd_edn_q0"):
-        for env_id in ENVS:
-            folder = pretrained_dir(name, env_id)
+    for name in LEARNED:
+        root = pretrained_dir(name, ENVS[0]).parent
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
             log = folder / "train_log.csv"
             if not log.is_file():
                 continue
@@ -80,7 +98,7 @@ def training_curves() -> dict:
                 for r in rows
                 if r["stage"] == "channel"
             ]
-            out[f"{name}@{env_id}"] = {
+            out[f"{name}/{folder.name}"] = {
                 "command": meta["command"],
                 "train_seconds": meta["train_seconds"],
                 "edn_sum_rate": edn,
@@ -89,12 +107,12 @@ def training_curves() -> dict:
     return out
 
 
-def rate_vs_snr(env_id: str, snrs: list[float], n: int, batch: int) -> dict:
-    names = [a for a in (*LEARNED, *BASELINES) if _available(a, env_id)]
-    table: dict = {"agents": names, "snr_db": snrs, "rows": {}}
+def rate_vs_snr(env_id: str, kw: dict, snrs: list[float], n: int, batch: int) -> dict:
+    names = [a for a in (*LEARNED, *BASELINES) if _available(a, env_id, kw)]
+    table: dict = {"env_id": env_id, "env_kwargs": kw, "agents": names, "snr_db": snrs, "rows": {}}
     for snr in snrs:
-        ds = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr)
-        task = make_task(env_id, snr_db=snr)
+        ds = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr, **kw)
+        task = make_task(env_id, snr_db=snr, **kw)
         per: dict = {}
         metrics: dict = {}
         for name in names:
@@ -118,8 +136,8 @@ def rate_vs_snr(env_id: str, snrs: list[float], n: int, batch: int) -> dict:
                 mu, ci = mean_ci(res.metric)
                 per["kd_edn_no_feedback_error"] = {"mean": mu, "ci95": ci}
         # WMMSE with perfect CSI (upper reference): same instances, true channel as the estimate
-        perfect = make_task(env_id, snr_db=snr, csi_error="perfect")
-        ds_p = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr, csi_error="perfect")
+        perfect = make_task(env_id, snr_db=snr, csi_error="perfect", **kw)
+        ds_p = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr, csi_error="perfect", **kw)
         same = bool(torch.equal(ds_p.instances.H, ds.instances.H))  # the same true channels
         wmmse = make_agent("wmmse", perfect)
         res = evaluate_agent(wmmse, ds_p, batch_size=batch, single_instances=5)
@@ -136,7 +154,7 @@ def rate_vs_snr(env_id: str, snrs: list[float], n: int, batch: int) -> dict:
                     mu, ci = mean_ci(metrics["kd_edn"] - m)
                     per.setdefault("kd_edn_minus", {})[other] = {"mean": mu, "ci95": ci}
         table["rows"][str(snr)] = per
-        print(env_id, snr, {k: round(v["mean"], 2) for k, v in per.items() if "mean" in v})
+        print(env_id, kw, snr, {k: round(v["mean"], 2) for k, v in per.items() if "mean" in v})
     return table
 
 
@@ -145,15 +163,18 @@ def rate_vs_qi(n: int, batch: int, qs: list[int]) -> dict:
     ds = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=15.0)
     task = make_task(env_id, snr_db=15.0)
     out: dict = {"q_i": qs}
-    for name in ("kd_edn", "kd_edn_q0"):
+    qt10 = pretrained_dir("kd_edn", env_id, "qt10") / "checkpoint.pt"
+    models = {"kd_edn (Q_t=5)": ("kd_edn", None), "kd_edn_q0 (Q_t=0)": ("kd_edn_q0", None)}
+    if qt10.is_file():  # committed model trained with Q_t = 10 (Fig. 5's third curve)
+        models["kd_edn (Q_t=10)"] = ("kd_edn", str(qt10))
+    for label, (name, ckpt) in models.items():
         if not _available(name, env_id):
             continue
-        out[name] = []
+        out[label] = []
         for q in qs:
-            res = evaluate_agent(
-                make_agent(name, task, q_infer=q), ds, batch_size=batch, single_instances=1
-            )
-            out[name].append(mean_ci(res.metric))
+            agent = make_agent(name, task, q_infer=q, checkpoint=ckpt)
+            res = evaluate_agent(agent, ds, batch_size=batch, single_instances=1)
+            out[label].append(mean_ci(res.metric))
     out["mmse_ga"] = []
     for q in qs:
         res = evaluate_agent(
@@ -164,8 +185,8 @@ def rate_vs_qi(n: int, batch: int, qs: list[int]) -> dict:
     return out
 
 
-def feedback_reference(env_id: str) -> dict:
-    task = make_task(env_id)
+def feedback_reference(env_id: str, kw: dict) -> dict:
+    task = make_task(env_id, **kw)
     x = task.known(task.sample(torch.Generator().manual_seed(0), 1))
     from agents.classical.fully_digital import problem_from_known
 
@@ -182,26 +203,78 @@ def plot(results: dict, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    envs = [e for e in ENVS if e in results["rate_vs_snr"]]
+    envs = list(results["rate_vs_snr"])
     fig, axes = plt.subplots(1, len(envs) + 1, figsize=(5 * (len(envs) + 1), 4))
-    for ax, env_id in zip(axes, envs, strict=False):
-        t = results["rate_vs_snr"][env_id]
+    for ax, label in zip(axes, envs, strict=False):
+        t = results["rate_vs_snr"][label]
         names = [*t["agents"], "wmmse_perfect_csi"]
         for name in names:
             ys = [t["rows"][str(s)][name]["mean"] for s in t["snr_db"]]
             ax.plot(t["snr_db"], ys, marker="o", label=name)
-        ax.set(xlabel="SNR (dB)", ylabel="sum-rate (bit/s/Hz)", title=env_id.split("/")[-1])
+        ax.set(xlabel="SNR (dB)", ylabel="sum-rate (bit/s/Hz)", title=f"{t['figure']}: {label}")
         ax.legend(fontsize=7)
     ax = axes[-1]
     q = results["rate_vs_qi"]
-    for name in ("kd_edn", "kd_edn_q0", "mmse_ga"):
-        if name in q:
-            ax.plot(q["q_i"], [m for m, _ in q[name]], marker="o", label=name)
+    for name in [k for k in q if k != "q_i"]:
+        ax.plot(q["q_i"], [m for m, _ in q[name]], marker="o", label=name)
     ax.set(xlabel="Q_i", ylabel="sum-rate at 15 dB", title="Fig. 5: rate vs Q_i (FDD MISO)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def markdown(results: dict) -> str:
+    """The tables of BENCHMARKS.md's KD-EDN section from a results dict."""
+    lines = []
+    for label, t in results["rate_vs_snr"].items():
+        names = [*t["agents"], "kd_edn_no_feedback_error", "wmmse_perfect_csi"]
+        names = [x for x in names if x in t["rows"][str(t["snr_db"][0])]]
+        lines += [f"**{t['figure']}: {label}** (mean ± 95% CI, {results['n_test']} instances)", ""]
+        lines.append("| agent | " + " | ".join(f"{s:g} dB" for s in t["snr_db"]) + " |")
+        lines.append("|---|" + "---|" * len(t["snr_db"]))
+        for x in names:
+            cells = [t["rows"][str(s)][x] for s in t["snr_db"]]
+            lines.append(
+                f"| {x} | " + " | ".join(f"{c['mean']:.2f} ± {c['ci95']:.2f}" for c in cells) + " |"
+            )
+        lines.append(
+            "| KD-EDN − MMSE+GA(10), paired | "
+            + " | ".join(
+                f"{t['rows'][str(s)]['kd_edn_minus']['mmse_ga']['mean']:+.2f} ± "
+                f"{t['rows'][str(s)]['kd_edn_minus']['mmse_ga']['ci95']:.2f}"
+                for s in t["snr_db"]
+            )
+            + " |"
+        )
+        fb = t["rows"][str(t["snr_db"][-1])]["kd_edn"].get("feedback")
+        ref = results["feedback_reference"][label]
+        if fb:
+            lines.append("")
+            lines.append(
+                f"Feedback per user per coherence interval: KD-EDN "
+                f"{fb['coded_bits_per_user']:.1f} bits with its Huffman code (designed on training "
+                f"data), empirical entropy {fb['bits_per_user']:.1f} bits "
+                f"({fb['entropy_bits_per_symbol']:.2f} bits/symbol; "
+                f"{fb['fixed_bits_per_user']:.0f} with fixed-length coding) vs the estimated "
+                f"channel itself: {ref['channel_reals_per_user']} reals = "
+                f"{ref['float32_bits_per_user']} bits as float32."
+            )
+        lines.append("")
+    q = results["rate_vs_qi"]
+    lines.append("**Fig. 5: sum-rate vs Q_i at 15 dB, MISO single cell**")
+    lines.append("")
+    lines.append("| model | " + " | ".join(f"Q_i={x}" for x in q["q_i"]) + " |")
+    lines.append("|---|" + "---|" * len(q["q_i"]))
+    for k, v in q.items():
+        if k != "q_i":
+            lines.append(f"| {k} | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in v) + " |")
+    lines.append("")
+    lines.append("| committed model | training time (s) | command |")
+    lines.append("|---|---|---|")
+    for k, v in results["training"].items():
+        lines.append(f"| {k} | {v['train_seconds']:.0f} | `{v['command']}` |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -225,11 +298,15 @@ def main() -> None:
         "rate_vs_snr": {},
         "feedback_reference": {},
     }
-    for env_id in ENVS:
-        if not _available("kd_edn", env_id):
+    for label, env_id, kw, fig in SCENARIOS:
+        if not _available("kd_edn", env_id, kw):
+            print(f"skipped {label}: no committed kd_edn model")
             continue
-        results["rate_vs_snr"][env_id] = rate_vs_snr(env_id, snrs, n, args.batch)
-        results["feedback_reference"][env_id] = feedback_reference(env_id)
+        results["rate_vs_snr"][label] = {
+            "figure": fig,
+            **rate_vs_snr(env_id, kw, snrs, n, args.batch),
+        }
+        results["feedback_reference"][label] = feedback_reference(env_id, kw)
     results["rate_vs_qi"] = rate_vs_qi(n, args.batch, [0, 1, 2, 5, 10, 20])
     results["seconds"] = time.perf_counter() - t0
     if not args.quick:
@@ -237,6 +314,7 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
         plot(results, args.out.with_suffix(".png"))
         print(f"wrote {args.out}")
+    print(markdown(results))
     print(f"done in {results['seconds']:.0f} s")
 
 

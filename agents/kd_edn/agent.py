@@ -38,7 +38,7 @@ from agents.classical.fully_digital import (
     gradient_ascent,
     problem_from_known,
 )
-from agents.kd_edn.model import feedback_bits, quantization_symbols
+from agents.kd_edn.model import feedback_bits, huffman_code, quantization_symbols
 from agents.kd_edn.train import KD_EDN_ENVS, load_checkpoint
 from agents.pretrained import (
     PRETRAINED_DIR,
@@ -157,6 +157,22 @@ class KDEDNAgent(_Base000Agent):
         self.eta_rule = eta_rule
         self.feedback_noise = feedback_noise
         self._gen = torch.Generator().manual_seed(seed)
+        self.code = self._design_code() if self.model.cfg.bits > 0 else None
+
+    def _design_code(self, n: int = 256) -> dict[int, str]:
+        """Huffman code of the latent symbols on TRAINING-distribution channels.
+
+        ``n`` instances of the model's training configuration (its SNR set) drawn with the
+        generator seed ``train_config.seed + 1``: never the test set.
+        """
+        task = self.train_config.make_task()
+        gen = torch.Generator().manual_seed(self.train_config.seed + 1)
+        known = task.known(task.sample(gen, n))
+        prob = problem_from_known(task, known)
+        with torch.no_grad():
+            z = self.model.encode(prob.linear_channel, known.snr_db)  # type: ignore[attr-defined]
+        b = self.model.cfg.bits
+        return huffman_code(torch.bincount(quantization_symbols(z, b).flatten(), minlength=2**b))
 
     # ---- inference, Algorithm 1 lines 16-23 ------------------------------------------------------
     def _run(self, prob: SolverProblem, known: TensorDataclass, trace: bool) -> list[torch.Tensor]:
@@ -185,6 +201,9 @@ class KDEDNAgent(_Base000Agent):
     def feedback_cost(self, known: TensorDataclass) -> dict[str, float]:
         """Measured feedback bits per user of a batch (:func:`agents.kd_edn.model.feedback_bits`).
 
+        Empirical entropy of the batch's symbols, fixed-length bits, and the bits the agent's
+        Huffman code (designed on training data, :meth:`_design_code`) actually spends.
+
         Raises:
             ValueError: The model has no quantizer (``bits = 0``).
         """
@@ -193,7 +212,8 @@ class KDEDNAgent(_Base000Agent):
         prob = problem_from_known(self.task, known)
         with torch.no_grad():
             z = self.model.encode(prob.linear_channel, known.snr_db)  # type: ignore[attr-defined]
-        return feedback_bits(quantization_symbols(z, self.model.cfg.bits), self.model.cfg.bits)
+        b = self.model.cfg.bits
+        return feedback_bits(quantization_symbols(z, b), b, self.code)
 
     def solve(self, known: TensorDataclass) -> Any:
         r"""Beamformers :math:`\mathbf W_{Q_i}` of a batch (the env's structured beamformer)."""

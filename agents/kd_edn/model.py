@@ -57,6 +57,9 @@ __all__ = [
     "quantize",
     "quantization_symbols",
     "feedback_bits",
+    "huffman_code",
+    "huffman_decode",
+    "huffman_encode",
     "feedback_error",
     "semi_amortized_steps",
     "kd_loss",
@@ -361,7 +364,66 @@ def quantize(z: torch.Tensor, bits: int) -> torch.Tensor:
     return z + (q - z).detach()
 
 
-def feedback_bits(symbols: torch.Tensor, bits: int) -> dict[str, float]:
+def huffman_code(counts: torch.Tensor) -> dict[int, str]:
+    r"""A Huffman prefix code for the quantizer symbols (the lossless source code, Sec. III-A).
+
+    Built from symbol ``counts`` of TRAINING-distribution latents (add-one smoothed, so every
+    symbol has a codeword); ties are broken by symbol index, so the code is deterministic.
+    The expected length :math:`\bar\ell` satisfies :math:`\hat H \le \bar\ell < \hat H + 1`
+    bits per symbol.
+
+    Args:
+        counts: ``[2^b]`` symbol counts.
+
+    Returns:
+        ``{symbol: codeword}`` with codewords as strings of ``"0"``/``"1"``.
+    """
+    import heapq
+
+    c = counts.detach().to(torch.float64).cpu() + 1.0
+    if c.ndim != 1 or c.numel() < 2:
+        raise ValueError(f"counts must be a 1-D tensor of >= 2 symbols, got {tuple(counts.shape)}")
+    heap: list[tuple[float, int, list[int]]] = [(float(w), i, [i]) for i, w in enumerate(c)]
+    heapq.heapify(heap)
+    code = {i: "" for i in range(c.numel())}
+    while len(heap) > 1:
+        w0, t0, s0 = heapq.heappop(heap)
+        w1, t1, s1 = heapq.heappop(heap)
+        for i in s0:
+            code[i] = "0" + code[i]
+        for i in s1:
+            code[i] = "1" + code[i]
+        heapq.heappush(heap, (w0 + w1, min(t0, t1), s0 + s1))
+    return code
+
+
+def huffman_encode(symbols: list[int], code: dict[int, str]) -> str:
+    """The bit string of one user's feedback (its ``d`` symbols) under ``code``."""
+    return "".join(code[int(s)] for s in symbols)
+
+
+def huffman_decode(bitstring: str, code: dict[int, str]) -> list[int]:
+    """Inverse of :func:`huffman_encode` (prefix code: decoding is unique).
+
+    Raises:
+        ValueError: The bit string does not end on a codeword boundary.
+    """
+    inverse = {v: k for k, v in code.items()}
+    out: list[int] = []
+    word = ""
+    for bit in bitstring:
+        word += bit
+        if word in inverse:
+            out.append(inverse[word])
+            word = ""
+    if word:
+        raise ValueError(f"bit string ends inside a codeword ({word!r})")
+    return out
+
+
+def feedback_bits(
+    symbols: torch.Tensor, bits: int, code: dict[int, str] | None = None
+) -> dict[str, float]:
     r"""Measured feedback cost per user of the lossless source code (paper 000 Sec. III-A).
 
     The empirical entropy :math:`\hat H = -\sum_s \hat p_s \log_2 \hat p_s` of the quantized
@@ -373,18 +435,28 @@ def feedback_bits(symbols: torch.Tensor, bits: int) -> dict[str, float]:
         symbols: Long ``[B, K, d]`` quantizer indices.
         bits: Bits per element of the quantizer.
 
+        code: A prefix code (:func:`huffman_code`, designed on training data): adds the
+            bits that code actually spends, ``coded_bits_per_user`` (mean over the users of the
+            batch, each user's ``d`` codewords concatenated).
+
     Returns:
-        ``{"entropy_bits_per_symbol", "bits_per_user", "fixed_bits_per_user"}``.
+        ``{"entropy_bits_per_symbol", "bits_per_user", "fixed_bits_per_user"}`` (and
+        ``"coded_bits_per_user"`` with ``code``).
     """
     d = symbols.shape[-1]
     counts = torch.bincount(symbols.flatten(), minlength=2**bits).to(torch.float64)
     p = counts[counts > 0] / counts.sum()
     h = float(-(p * torch.log2(p)).sum())
-    return {
+    out = {
         "entropy_bits_per_symbol": h,
         "bits_per_user": d * h,
         "fixed_bits_per_user": float(d * bits),
     }
+    if code is not None:
+        lengths = torch.tensor([len(code[i]) for i in range(2**bits)], dtype=torch.float64)
+        per_user = lengths[symbols.cpu()].sum(-1)
+        out["coded_bits_per_user"] = float(per_user.mean())
+    return out
 
 
 def feedback_error(
