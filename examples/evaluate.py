@@ -114,9 +114,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:
         agent, compare = ns.agent, tuple(ns.compare or ())
     snr_db = tuple(ns.snr_db)
     preset = PRESETS.get(agent)
-    if preset is not None and ns.env is None and not ns.env_kw:
+    if preset is not None and not ns.env_kw:
+        specs = registered_agents()
+        env_id = ns.env or specs[agent].env_ids[0] if agent in specs else None
         if ns.compare is None:
-            compare = tuple(a for a in preset[0] if a in registered_agents())
+            compare = tuple(a for a in preset[0] if a in specs and env_id in specs[a].env_ids)
         snr_db = snr_db or preset[1]
     args = Args(
         agent=agent,

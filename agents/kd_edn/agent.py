@@ -56,9 +56,9 @@ __all__ = ["KDEDNAgent", "VARIANTS", "train_command"]
 #: Agent name -> (paper name, default Q_i, envs with a committed model).
 VARIANTS: dict[str, tuple[str, int, tuple[str, ...]]] = {
     "kd_edn": ("KD-EDN (Q_t=5, Q_i=10)", 10, KD_EDN_ENVS),
-    "edn_unsupervised": ("'Unsupervised' (alpha = 1, Q_t=5, Q_i=10)", 10, KD_EDN_ENVS[:1]),
+    "edn_unsupervised": ("'Unsupervised' (alpha = 1, Q_t=5, Q_i=10)", 10, KD_EDN_ENVS),
     "edn_supervised": ("'Supervised' (alpha = 0, Q_t=5, Q_i=10)", 10, KD_EDN_ENVS[:1]),
-    "kd_edn_q0": ("'KD-EDN, Q=0' (Q_t = Q_i = 0)", 0, KD_EDN_ENVS[:1]),
+    "kd_edn_q0": ("'KD-EDN, Q=0' (Q_t = Q_i = 0)", 0, KD_EDN_ENVS),
 }
 
 
