@@ -98,6 +98,7 @@ def training_curves() -> dict:
                 for r in rows
                 if r["stage"] == "channel"
             ]
+            ch = ch[::10] + ([ch[-1]] if (len(ch) - 1) % 10 else [])  # every 10th + the last
             out[f"{name}/{folder.name}"] = {
                 "command": meta["command"],
                 "train_seconds": meta["train_seconds"],
@@ -270,10 +271,19 @@ def markdown(results: dict) -> str:
         if k != "q_i":
             lines.append(f"| {k} | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in v) + " |")
     lines.append("")
-    lines.append("| committed model | training time (s) | command |")
-    lines.append("|---|---|---|")
+    lines.append(
+        "| committed model | W_Qt rate, last 20 epochs | channel NMSE (dB), last 100 epochs | "
+        "training time (s) | command |"
+    )
+    lines.append("|---|---|---|---|---|")
     for k, v in results["training"].items():
-        lines.append(f"| {k} | {v['train_seconds']:.0f} | `{v['command']}` |")
+        rate = np.mean([r for _, r in v["edn_sum_rate"][-20:]])
+        nmse = np.mean(
+            [r for e, r in v["channel_nmse_db"] if e >= v["channel_nmse_db"][-1][0] - 99]
+        )
+        lines.append(
+            f"| {k} | {rate:.2f} | {nmse:.2f} | {v['train_seconds']:.0f} | `{v['command']}` |"
+        )
     return "\n".join(lines)
 
 
