@@ -83,9 +83,10 @@ class Agent(abc.ABC):
     def name(self) -> str:
         """Name for result tables, encoding the hyperparameters, e.g. ``ga(steps=10,eta=0.01)``."""
         base = self.registry_name or type(self).__name__
-        if not self.hparams:
+        shown = {k: v for k, v in self.hparams.items() if v is not None}  # None: the default
+        if not shown:
             return base
-        inner = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.hparams.items()))
+        inner = ",".join(f"{k}={_fmt(v)}" for k, v in sorted(shown.items()))
         return f"{base}({inner})"
 
     # ---- solving ------------------------------------------------------------------------------

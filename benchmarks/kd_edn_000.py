@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import sys
@@ -62,8 +63,21 @@ SCENARIOS = (
     ("MISO single cell", ENVS[0], {}, "Fig. 6(a)"),
     ("MISO spatial division", ENVS[0], {"placement": "spatial-division"}, "Fig. 6(b)"),
     ("MIMO single cell (K=4, M=4)", ENVS[0], {"K": 4, "M": 4}, "Fig. 7(a)"),
+    (
+        "MIMO spatial division (K=4, M=4, psi=pi/4)",
+        ENVS[0],
+        {"K": 4, "M": 4, "placement": "spatial-division", "psi": math.pi / 4},
+        "Fig. 7(b)",
+    ),
     ("far-field hybrid, single cell", ENVS[1], {}, "Fig. 8(a)"),
+    ("far-field hybrid, spatial division", ENVS[1], {"placement": "spatial-division"}, "Fig. 8(b)"),
     ("near-field hybrid, single cell", ENVS[2], {}, "Fig. 9(a)"),
+    (
+        "near-field hybrid, spatial division",
+        ENVS[2],
+        {"placement": "spatial-division"},
+        "Fig. 9(b)",
+    ),
 )
 
 
