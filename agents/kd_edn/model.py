@@ -6,8 +6,9 @@ MIMO Channels" (paper 000):
 * encoder :math:`\mathcal G_\phi` shared by all users (Sec. III-A1): FC layers with LeakyReLU,
   final Tanh, latent :math:`\mathbf z_k \in [-1, 1]^d`;
 * feedback (Sec. III-A, eq. (8)): uniform quantization with ``bits`` per latent element
-  (straight-through estimator in training), a lossless source code whose cost is measured as
-  the empirical entropy of the quantized symbols, and the feedback error
+  (straight-through estimator in training), a lossless source code (a Huffman code designed
+  on training-distribution symbols, :func:`huffman_code`; its actual bits and the empirical
+  entropy are measured), and the feedback error
   :math:`\hat{\mathbf z}_k = Q(\mathbf z_k) + \Delta\mathbf z_k`;
 * beamformer decoder :math:`\mathcal F_\theta` (Sec. III-A3): FC + LeakyReLU + dropout 0.2 and
   the normalization layer :math:`\mathbf w = \sqrt P\,\tilde{\mathbf w}/\|\tilde{\mathbf w}\|_2`
@@ -25,6 +26,14 @@ Vectorization. The real input of user ``k`` is :math:`[\mathrm{vec}(\Re\tilde{\m
 row-major flattening of the ``M x N`` block (any fixed bijection is equivalent for a fully
 connected layer). The decoder output :math:`\mathbf w \in \mathbb R^{2NKM}` is
 :math:`[\mathrm{vec}(\Re\mathbf W), \mathrm{vec}(\Im\mathbf W)]` of the ``N x KM`` beamformer.
+
+Readings that differ from the literal text (each in :class:`EDNConfig` / :func:`user_errors`,
+tested, measured in BENCHMARKS.md): the encoder sees :math:`\tilde{\mathbf H}_k/\sqrt{\rm
+SNR}` (``input_norm``); the antenna axis of the networks' inputs/outputs is the unitary DFT
+beamspace (``basis``, a fixed re-parametrization of the first/last linear layer); the beamformer
+decoder's linear layers are tied to the user-permutation-equivariant form (``decoder``); the
+channel-decoder error of eq. (17) is taken up to each user's common phase (``ch_loss``). With
+the literal choices the networks did not learn at the paper's size on a CPU budget.
 
 Feedback error. The paper writes :math:`[\Delta\mathbf z]_{ij} \sim \mathcal{CN}(0,
 \sigma_z^2)` (Sec. III-D1) although the latent is REAL (:math:`\mathbf z_k \in \mathbb R^d`,
