@@ -157,7 +157,14 @@ class KDEDNAgent(_Base000Agent):
         self.eta_rule = eta_rule
         self.feedback_noise = feedback_noise
         self._gen = torch.Generator().manual_seed(seed)
-        self.code = self._design_code() if self.model.cfg.bits > 0 else None
+        self._code: dict[int, str] | None = None  # designed on first use (feedback_cost)
+
+    @property
+    def code(self) -> dict[int, str]:
+        """The Huffman code of the latent symbols (designed once, on first use)."""
+        if self._code is None:
+            self._code = self._design_code()
+        return self._code
 
     def _design_code(self, n: int = 256) -> dict[int, str]:
         """Huffman code of the latent symbols on TRAINING-distribution channels.
