@@ -83,6 +83,8 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
     """
 
+    #: Registered id of the environment this task belongs to (``"beamgym/...-v0"``).
+    env_id: ClassVar[str]
     #: Class of the instances this task samples.
     instance_cls: ClassVar[type[TensorDataclass]]
     #: Name of the headline metric (``"sum_rate"``, ``"power"``, ...), used by the harness.
@@ -102,6 +104,21 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
         self.precision = precision
         self.cdtype = complex_dtype(precision)
         self.rdtype = real_dtype(precision)
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """The configuration keywords that differ from the defaults (builtins, tuples as lists).
+
+        ``gym.make(task.env_id, **task.env_kwargs)`` (plus ``device`` / ``precision``) rebuilds an
+        env of this configuration.
+        """
+        default = type(self.config)()
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self.config):
+            value = getattr(self.config, f.name)
+            if value != getattr(default, f.name):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     # ---- sizes -------------------------------------------------------------------------
     @property

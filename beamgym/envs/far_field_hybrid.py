@@ -266,6 +266,8 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
             phase-shifter mode.
     """
 
+    env_id: ClassVar[str] = "beamgym/FarFieldHybrid-v0"
+
     instance_cls: ClassVar[type[TensorDataclass]] = FarFieldHybridInstance
     metric_name: ClassVar[str] = "sum_rate"
     metric_sign: ClassVar[int] = 1

@@ -225,6 +225,8 @@ class FullyDigitalFDDKnown(TensorDataclass):
 class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalFDDConfig]):
     """Batched physics of FullyDigitalFDD-v0 (see :class:`FullyDigitalFDDEnv`)."""
 
+    env_id: ClassVar[str] = "beamgym/FullyDigitalFDD-v0"
+
     instance_cls: ClassVar[type[TensorDataclass]] = FullyDigitalFDDInstance
     metric_name: ClassVar[str] = "sum_rate"
     metric_sign: ClassVar[int] = 1

@@ -201,6 +201,8 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
     block-diagonal ``W`` of eq. (5)); ``self.A`` is the ``[L P, T]`` connectivity.
     """
 
+    env_id: ClassVar[str] = "beamgym/ModularUplink-v0"
+
     instance_cls: ClassVar[type[TensorDataclass]] = ModularUplinkInstance
     metric_name: ClassVar[str] = "per_user_rate_nats"
     metric_sign: ClassVar[int] = 1

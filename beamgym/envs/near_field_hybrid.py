@@ -276,6 +276,8 @@ class NearFieldHybridKnown(TensorDataclass):
 class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybridConfig]):
     """Batched physics of NearFieldHybrid-v0 (see :class:`NearFieldHybridEnv`)."""
 
+    env_id: ClassVar[str] = "beamgym/NearFieldHybrid-v0"
+
     instance_cls: ClassVar[type[TensorDataclass]] = NearFieldHybridInstance
     metric_name: ClassVar[str] = "sum_rate"
     metric_sign: ClassVar[int] = 1

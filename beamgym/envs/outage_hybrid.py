@@ -337,6 +337,8 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
     :math:`\Psi_0 = \mathbf I`) is :math:`\|\text{digital}\|_F^2`.
     """
 
+    env_id: ClassVar[str] = "beamgym/OutageHybrid-v0"
+
     instance_cls: ClassVar[type[TensorDataclass]] = OutageHybridInstance
     metric_name: ClassVar[str] = "power"
     metric_sign: ClassVar[int] = -1

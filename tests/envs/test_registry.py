@@ -284,3 +284,22 @@ def test_known_view_decodes_the_observation(env_id: str) -> None:
     torch.testing.assert_close(
         task.evaluate(bf_known, inst)["metric"], task.evaluate(bf_inst, inst)["metric"]
     )
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("beamgym/FullyDigitalFDD-v0", {}),
+        ("beamgym/FullyDigitalFDD-v0", {"snr_db": (5.0, 10.0), "M": 4, "K": 4}),
+        ("beamgym/FarFieldHybrid-v0", {"analog": "phase-shifter"}),
+        ("beamgym/NearFieldHybrid-v0", {"K": 8}),
+        ("beamgym/ModularUplink-v0", {}),
+        ("beamgym/OutageHybrid-v0", {"num_users": 4}),
+    ],
+)
+def test_task_carries_its_env_id_and_kwargs(env_id: str, kwargs: dict) -> None:
+    task = _make(env_id, **kwargs).task
+    assert task.env_id == env_id
+    rebuilt = _make(task.env_id, **task.env_kwargs).task
+    assert rebuilt.config == task.config
+    assert set(task.env_kwargs) >= set(kwargs)
