@@ -4,8 +4,9 @@ Issue 3 targets: on FullyDigitalFDD-v0 defaults (N=64, K=16, single cell, L=10, 
 5-20 dB, WMMSE >= MMSE+GA(10) >= MMSE >= MRT in mean sum-rate, each gap with its 95%
 confidence interval (paired over the same instances); the same table for the hard
 configuration channel="rayleigh", N=K=4, snr_db=10 (P=10 with unit noise), with WMMSE's best
-of several random restarts (shared README "000: hard instances": MRT 4.87, ZF 5.20, MMSE 8.48,
-RZF 8.28, WMMSE 9.82 from the MMSE start, perfect CSI); and the latency per instance of every
+of several random restarts (independent reference, docs/readings.md#000-hard-instances: MRT 4.87,
+ZF 5.20, MMSE 8.48, RZF 8.28, WMMSE 9.82 from the MMSE start, perfect CSI); and the latency per
+instance of every
 solver, batched and single.
 
 Protocol:
@@ -303,7 +304,7 @@ def main() -> None:
     kw = {"placement": "spatial-division", "snr_db": 5.0, "csi_error": "perfect"}
     res = run_config(args, kw, None, (), False)
     out["spatial_division_5db_perfect"] = res
-    print("\n### Spatial division, 5 dB, perfect CSI (README: MMSE 51.9, WMMSE 53.0)\n")
+    print("\n### Spatial division, 5 dB, perfect CSI (reference: MMSE 51.9, WMMSE 53.0)\n")
     print(fmt_table(res), flush=True)
     kw = {"K": 4, "M": 4, "psi": 3.141592653589793 / 4, "snr_db": 10.0}
     res = run_config(args, kw, None, (), False)

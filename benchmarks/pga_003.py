@@ -57,7 +57,7 @@ from beamgym.structures import HybridBeamformer  # noqa: E402
 
 ENV = "beamgym/FarFieldHybrid-v0"
 KW = {"analog": "phase-shifter"}
-#: Shared papers README (003), independent reference implementation, 500 channels, 10 dB.
+#: Independent reference implementation (003), 500 channels, 10 dB.
 README = {
     "start": 15.15,
     "pga30_paper_J1": 15.74,
@@ -124,7 +124,7 @@ def long_run(task, inst, iters: int, mu: float = 0.3, lam: float = 2e-3) -> dict
     """PGA with small constant steps for ``iters`` iterations: the practical ceiling.
 
     Steps through :func:`pga_iteration` and records the rate after every iteration to count
-    decreases (the README's reference is a monotone PGA after 2000 iterations).
+    decreases (the independent reference is a monotone PGA after 2000 iterations).
     """
     known = task.known(inst)
     (bf,), _ = pga(known.H_est, known.power, known.noise_var, I=0)

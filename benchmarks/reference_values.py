@@ -2,9 +2,9 @@
 
 Every number here is computed through the suite itself (registered envs, seeded instance sets,
 the physics functions) with closed-form beamformers only, and printed beside the value that the
-shared papers README reports from an independent implementation. Monte-Carlo means come with a
-95% confidence interval; our seeds differ from the README's, so agreement means "within a few
-standard errors", not equality.
+an independent reference implementation reports (docs/readings.md lists their readings).
+Monte-Carlo means come with a 95% confidence interval; our seeds differ from the reference's, so
+agreement means "within a few standard errors", not equality.
 
 Usage:
     python benchmarks/reference_values.py [--out benchmarks/results/reference_values.json]
@@ -73,7 +73,7 @@ def fdd_rows(seed: int) -> list[dict]:
             "FullyDigitalFDD-v0 defaults (N=64, K=16, L=10, single-cell pi/2), 15 dB, perfect CSI",
             _stat(r),
             100.85,
-            "shared README (000): MMSE 100.85 = WMMSE 100.85, 200 channels",
+            "independent reference (000): MMSE 100.85 = WMMSE 100.85, 200 channels",
         )
     )
     ds = make_instance_set(
@@ -87,7 +87,7 @@ def fdd_rows(seed: int) -> list[dict]:
             "FullyDigitalFDD-v0 spatial-division (psi=pi/16), 5 dB, perfect CSI",
             _stat(r),
             51.9,
-            "shared README (000): MMSE 51.9 vs WMMSE 53.0",
+            "independent reference (000): MMSE 51.9 vs WMMSE 53.0",
         )
     )
     kw = {"channel": "rayleigh", "N": 4, "K": 4, "snr_db": 10.0, "csi_error": "perfect"}
@@ -106,7 +106,7 @@ def fdd_rows(seed: int) -> list[dict]:
                 "FullyDigitalFDD-v0 channel='rayleigh', N=K=4, P=10 (snr_db=10), unit noise",
                 _stat(miso_rates(H, W).sum(-1)),
                 ref,
-                "shared README (000 hard instances): 500 channels, seed 20240",
+                "independent reference (000 hard instances): 500 channels, seed 20240",
             )
         )
     for snr, ref in ((5.0, -15.0), (20.0, -30.0)):
@@ -118,7 +118,7 @@ def fdd_rows(seed: int) -> list[dict]:
                 f"FullyDigitalFDD-v0 defaults, {snr:g} dB",
                 _stat(nmse.flatten()),
                 ref,
-                "shared README (000 CSI error scale): about -15 dB at 5 dB, -30 dB at 20 dB",
+                "independent reference (000 CSI error scale): about -15 dB at 5 dB, -30 at 20 dB",
             )
         )
     H_bar, _ = sparse_geometric_channel(
@@ -130,7 +130,7 @@ def fdd_rows(seed: int) -> list[dict]:
             "000 eq. (5), N=64, M=1, L=10",
             _stat(H_bar.abs().square().sum((-1, -2))),
             64.6,
-            "shared README (000): checked 64.6 for N=64 (expected MN = 64)",
+            "independent reference (000): checked 64.6 for N=64 (expected MN = 64)",
         )
     )
     return rows
@@ -141,7 +141,7 @@ def far_rows(seed: int) -> list[dict]:
     kw = {"analog": "phase-shifter", "snr_db": 10.0, "precision": "double"}
     i = make_instance_set(FAR, 500, seed, **kw).instances
     H, P = i.H, i.power
-    note = "shared README (003): N=32, K=M=4, 10 paths, 10 dB, E||h||^2=10, 500 channels"
+    note = "independent reference (003): N=32, K=M=4, 10 paths, 10 dB, E||h||^2=10, 500 channels"
     setting = "FarFieldHybrid-v0 analog='phase-shifter' (003 defaults), 10 dB"
     rows.append(
         _row(
@@ -204,7 +204,7 @@ def modular_rows(seed: int) -> list[dict]:
             "ModularUplink-v0 Scenario 1, 0 dB (PGA's starting point)",
             _stat(r),
             None,
-            "no paper number; shared README: PGA+M reaches 0.898 (10 it.) and 0.984 (500)",
+            "no paper number; independent reference: PGA+M reaches 0.898 (10 it.) and 0.984 (500)",
         )
     ]
 

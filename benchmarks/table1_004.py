@@ -2,20 +2,21 @@
 
 Reproduces the classical rows of Table I of Levy and Shlezinger (paper 004) on
 ModularUplink-v0's defaults (T=5, P=2, L=4, N=20, B=2, K=20, SNR 0 dB, unconstrained phase
-shifters), in Table I's unit: eq. (6) in nats divided by K (README "004").
+shifters), in Table I's unit: eq. (6) in nats divided by K (docs/readings.md#004-nats).
 
 Protocol:
 
 * Test set: ``make_instance_set("beamgym/ModularUplink-v0", n_test, test_seed)`` (fixed seed).
 * Tuning: only on ``n_train`` training channels drawn with ``train_seed`` (disjoint seed):
-  ``grid_search_pga_m`` for ``J = 500`` on README "004"'s grid (mu up to 5 on the real
-  gradient, beta in {0, 0.495, 0.9, 0.99}; Table I's PGA+M rows) and for ``J = 10`` on the
+  ``grid_search_pga_m`` for ``J = 500`` on the grid of docs/readings.md#004-table1-tuning (mu up
+  to 5 on the real gradient, beta in {0, 0.495, 0.9, 0.99}; Table I's PGA+M rows) and for
+  ``J = 10`` on the
   same grid extended to mu = 50 (the fair 10-iteration baseline, not in the paper).
 * Every solver starts from the same random unit-modulus W0 (agent seed 0) and sees only
   ``task.known(instance)``; rates are evaluated on the true channel (equal here: perfect CSI).
 * Rows: random W0, PGA+M(10) tuned for J=500 (paper 0.88), PGA+M(500) (paper 0.98),
-  PGA+M(10) tuned for J=10, PGA+M(10) with README's mu=1, beta=0.9 (0.898), line search(10)
-  (paper 0.92) on the wide and on the README grid, MO(10) (paper 0.75) with the subspace and
+  PGA+M(10) tuned for J=10, PGA+M(10) with the reference's mu=1, beta=0.9 (0.898), line search(10)
+  (paper 0.92) on the wide and on the J = 500 grid, MO(10) (paper 0.75) with the subspace and
   the literal ("direct") surrogate. Means with 95% confidence intervals (1.96 standard errors),
   paired gaps with their CIs, rate-vs-iteration curves, the sensitivity of the J=500 tuning,
   and latency per channel (batched over the test set, and single channel) on Scenario 1 and
@@ -164,13 +165,13 @@ def main() -> None:
         "mo_10_direct": 0.75,
     }
     notes = {
-        "random_w0": "random unit-modulus start (README reference check: 0.73)",
+        "random_w0": "random unit-modulus start (independent reference check: 0.73)",
         "pga_m_10_tuned500": "Table I 'PGA+M, J=10': constant (mu, beta) best after 500 it.",
-        "pga_m_500_tuned500": "Table I 'PGA+M, J=500' (README independent check: 0.984)",
-        "pga_m_10_tuned10": "(mu, beta) tuned for 10 it. on the wide grid; README check 0.972",
-        "pga_m_10_readme": "mu=1, beta=0.9 (README independent check: 0.898)",
+        "pga_m_500_tuned500": "Table I 'PGA+M, J=500' (independent check: 0.984)",
+        "pga_m_10_tuned10": "(mu, beta) tuned for 10 it. on the wide grid; reference check 0.972",
+        "pga_m_10_readme": "mu=1, beta=0.9 (independent check: 0.898)",
         "line_search_10": "per-iteration (mu_j, beta_j) from the wide grid (40 candidates)",
-        "line_search_10_readme_grid": "per-iteration (mu_j, beta_j) from README's grid (28)",
+        "line_search_10_readme_grid": "per-iteration (mu_j, beta_j) from the J=500 grid (28)",
         "mo_10_subspace": "MO, subspace surrogate (LS digital part), our default",
         "mo_10_direct": "MO, literal ||WA - G_opt||^2 surrogate",
     }
@@ -288,7 +289,7 @@ def main() -> None:
         "setting": {
             "env": ENV,
             "config": "defaults (Scenario 1: T=5, P=2, L=4, N=20, B=2, K=20, 0 dB)",
-            "unit": "eq. (6) in nats divided by K (Table I's unit, README '004')",
+            "unit": "eq. (6) in nats divided by K (Table I's unit, docs/readings.md#004-nats)",
             "precision": "single",
             "n_test": args.n_test,
             "test_seed": args.test_seed,

@@ -65,7 +65,7 @@ PAPER = {
         "P_pil=24dB": ((7.27, 0.05), (10.03, 0.02)),
     },
 }
-#: Independent reference implementation (shared/papers/README.md "002"), power only.
+#: Independent reference implementation of the 002 model (docs/readings.md#002), power only.
 REFERENCE = {
     "G-HBF-perf": {"P_pil~U[10,24]dB": 6.6},
     "G-HBF-marg": {

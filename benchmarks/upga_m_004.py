@@ -1,7 +1,7 @@
 """Paper 004 with the learned optimizers: U-PGA+M (committed models) and the CNN baseline.
 
 Reproduces, on ModularUplink-v0 (i.i.d. Rayleigh channels, Table I's unit: eq. (6) in nats
-divided by K, README "004"):
+divided by K, docs/readings.md#004-nats):
 
 * ``table1``: Table I, Scenario 1 at 0 dB: U-PGA+M (J=10) beside PGA+M(10) tuned for J=500,
   PGA+M(10) tuned for J=10 (the fair baseline), PGA+M(500), line search (10), MO (10) and the
@@ -59,7 +59,7 @@ SCEN4 = {"P": 8, "L": 1, "N": 4, "K": 5}
 SCEN5 = {"N": 4, "K": 7}
 SCEN6 = {"T": 40, "P": 16, "N": 4, "K": 7, "connectivity_blocks": 8}
 #: Table I's PGA+M(10)/(500) pair for Scenario 1 (benchmarks/table1_004.json, J=500 tuning on
-#: README's grid, 128 training channels of seed 2024).
+#: Table I's J = 500 grid, 128 training channels of seed 2024).
 TUNED500_S1 = (1.0, 0.99)
 ALL_PARTS = ["table1", "transfer", "power", "snr", "latency"]
 
@@ -528,7 +528,7 @@ def main() -> None:
                 "threads": 1,
                 "loadavg_start": os.getloadavg(),
             },
-            "unit": "eq. (6) in nats divided by K (Table I's unit, README '004')",
+            "unit": "eq. (6) in nats divided by K (Table I's unit, docs/readings.md#004-nats)",
             "test_seed": TEST_SEED,
             "train_seed_baselines": TRAIN_SEED,
             "training": _train_times(),

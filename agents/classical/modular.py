@@ -21,7 +21,7 @@ Registered agents (``make_agent(name, env)``):
   block-diagonal modular structure: Riemannian gradient steps on the complex circle manifold
   towards the fully digital optimum, with an exhaustive line search per iteration.
 
-Conventions shared by all four (README "004"):
+Conventions shared by all four (docs/readings.md, section 004):
 
 * **Rate.** The objective is eq. (6), the sum-rate in nats averaged over the ``B`` bins, on
   the *known* channel ``H_est``; the env reports eq. (6) / K (Table I's per-user nats).
@@ -29,8 +29,8 @@ Conventions shared by all four (README "004"):
   :math:`\partial R/\partial\overline{\mathbf W}`. The step sizes :math:`\mu` multiply the
   steepest-ascent direction :math:`\partial R/\partial\Re\mathbf W + j\,\partial R/\partial
   \Im\mathbf W = 2\,\partial R/\partial\overline{\mathbf W}` ("mu on the real gradient"), i.e.
-  **2 × eq. (9)**; with it ``mu = 1, beta = 0.9`` reproduces README's 0.898 after 10
-  iterations.
+  **2 × eq. (9)**; with it ``mu = 1, beta = 0.9`` reproduces the independently checked
+  10-iteration value (BENCHMARKS.md, section "Paper 004, Table I, Scenario 1").
 * **Start.** :math:`\mathbf W_0` has i.i.d. uniform phases (a random unit-modulus panel, Sec.
   V-A), drawn from a CPU ``torch.Generator`` seeded with the agent's ``seed`` at every call,
   one ``[batch, P, N, L]`` draw per batch: deterministic, but an instance's start depends on
@@ -100,12 +100,13 @@ __all__ = [
 
 _ENV_ID = "beamgym/ModularUplink-v0"
 
-#: Step grid of README "004"'s J = 500 tuning ("mu up to 5 on the real gradient", i.e. on
+#: Step grid of Table I's J = 500 tuning (docs/readings.md#004-table1-tuning; "mu up to 5 on
+#: the real gradient", i.e. on
 #: 2 x eq. 9 of the sum-rate in nats).
 README_MUS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-#: The README grid extended to mu = 50: the 10-iteration optimum (about mu = 20) lies beyond 5.
+#: That grid extended to mu = 50: the 10-iteration optimum lies beyond 5 (BENCHMARKS.md).
 WIDE_MUS: tuple[float, ...] = (*README_MUS, 10.0, 20.0, 50.0)
-#: Momentum grid of README "004".
+#: Momentum grid of the same tuning (docs/readings.md#004-table1-tuning).
 DEFAULT_BETAS: tuple[float, ...] = (0.0, 0.495, 0.9, 0.99)
 #: Named step grids of ``pga_m_grid`` / ``line_search`` (hyperparameter ``grid``).
 GRIDS: dict[str, tuple[float, ...]] = {"wide": WIDE_MUS, "readme": README_MUS}
@@ -544,7 +545,8 @@ class PGAMomentumAgent(_ModularSolver):
         env: A ModularUplink-v0 env or task.
         J: Iterations :math:`J \ge 1` (default 10).
         mu: Step :math:`\mu` on 2 x eq. (9) of the sum-rate in nats, a constant or ``J``
-            values (default 1.0: README "004"'s anchor, 0.898 per-user nats after 10).
+            values (default 1.0: the independently checked anchor,
+            docs/readings.md#004-table1-tuning).
         beta: Momentum :math:`\beta`, a constant or ``J`` values (default 0.9).
         lam: ℓ1 weight :math:`\lambda \ge 0` of eq. (17), sparse constraints only (default 0).
         seed: Seed of the random unit-modulus start (default 0).
@@ -602,9 +604,9 @@ def grid_search_pga_m(
         train_set: Training instances (an :class:`~beamgym.datasets.InstanceSet` or a batch
             of instances), disjoint from any test set.
         J: Iterations whose final rate is maximized.
-        mus: Step-size grid (default :data:`WIDE_MUS`; README's J = 500 grid is
+        mus: Step-size grid (default :data:`WIDE_MUS`; Table I's J = 500 grid is
             :data:`README_MUS`, up to 5 on the real gradient).
-        betas: Momentum grid (default README's {0, 0.495, 0.9, 0.99}).
+        betas: Momentum grid (default {0, 0.495, 0.9, 0.99}, Table I's tuning).
         seed: Seed of the random starts.
         lam: ℓ1 weight of eq. (17) (sparse constraints only).
         max_rows: Memory cap on ``len(train_set) * grid points`` per batched run.
@@ -673,7 +675,8 @@ class PGAMGridAgent(PGAMomentumAgent):
     ``J``); the chosen pair is stored in :attr:`hparams`, so :attr:`name` shows it and
     :meth:`save` / :meth:`load` reproduce the agent without searching again. The search table
     is kept in :attr:`grid_table`. Table I's "PGA+M, J = 10" row is ``J=10, tune_J=500``;
-    ``tune_J=10`` is the fairer baseline for 10-iteration learned optimizers (README "004").
+    ``tune_J=10`` is the fairer baseline for 10-iteration learned optimizers
+    (docs/readings.md#004-table1-tuning).
 
     Args:
         env: A ModularUplink-v0 env or task.
@@ -682,7 +685,7 @@ class PGAMGridAgent(PGAMomentumAgent):
         n_train: Number of training channels (default 128).
         train_seed: Seed of the training channels (keep it apart from test seeds).
         grid: Named step grid, ``"wide"`` (default, :data:`WIDE_MUS`, mu up to 50) or
-            ``"readme"`` (:data:`README_MUS`, README "004"'s J = 500 grid, mu up to 5).
+            ``"readme"`` (:data:`README_MUS`, Table I's J = 500 grid, mu up to 5).
         mus: Explicit step grid (overrides ``grid``).
         betas: Momentum grid (default :data:`DEFAULT_BETAS`).
         mu: Chosen step (skip the search when given together with ``beta``).
@@ -870,8 +873,8 @@ class ManifoldOptimizationAgent(_ModularSolver):
       :math:`f(\mathbf W) = \|\mathbf W\mathbf A - \mathbf U\|_F^2`,
       :math:`\nabla f = 2\,[(\mathbf W\mathbf A - \mathbf U)\mathbf A^T]_{\rm blkdiag}`. With
       unit-modulus panels ``W A`` cannot approach an orthonormal ``U``, so this mostly fits
-      column norms and barely moves the rate (Table I's MO: 0.75, close to the 0.73 random
-      start).
+      column norms and barely moves the rate (Table I's MO: 0.75, close to the random
+      start; docs/readings.md#004-mo-surrogate).
     * Riemannian gradient on the complex circle manifold (ref. [23] eq. 13):
       :math:`\operatorname{grad} f = \nabla f - \Re(\nabla f \odot \overline{\mathbf W})
       \odot \mathbf W`; retraction = the constraint's projection (normalization

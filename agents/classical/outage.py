@@ -16,10 +16,10 @@ Algorithm (:func:`greedy_hybrid_beamforming`), for one batch of instances at onc
 1. Initialization, paper 002 eq. (35): the :math:`M_{rf}` codewords with the largest scores
    :math:`\sum_i \check{\mathbf a}^H \hat{\mathbf R}_i \check{\mathbf a} /
    \mathrm{Tr}(\hat{\mathbf R}_i)`, with :math:`\hat{\mathbf R}_i = \hat{\mathbf h}_i
-   \hat{\mathbf h}_i^H` (default) or the known covariance (README "002": both give the same
-   final power).
+   \hat{\mathbf h}_i^H` (default) or the known covariance (docs/readings.md#002-greedy-init: both
+   give the same final power).
 2. For :math:`\ell = 1, \dots, L_{rf}` the RF chain :math:`r^{(\ell)} = ((\ell - 1) \bmod
-   M_{rf}) + 1` is updated cyclically (README "002": choosing the best chain changes
+   M_{rf}) + 1` is updated cyclically (docs/readings.md#002-greedy: choosing the best chain changes
    nothing), eq. (14): every codeword :math:`\check{\mathbf a}_a` is tried in its place and
    the one with the smallest virtual-uplink power :math:`\mathbf 1^T \mathbf q^*` is kept,
    eqs. (19)-(21). A codeword already used by another chain violates :math:`\mathrm{rank}\,
@@ -172,8 +172,9 @@ def gram_uplink_power(
     :math:`\mathbf q = \mathbf 0`, with the same stopping rule, evaluated with one
     :math:`I \times I` solve per instance instead of :math:`I` Cholesky factorizations of
     size :math:`M_{rf}`. :math:`\lambda_i` depends on the channels only through their Gram
-    matrix (README "002"), so :math:`\mathbf G = [\mathbf g_1 \cdots \mathbf g_I]` is
-    replaced by the triangular factor :math:`\mathbf T = [\mathbf t_1 \cdots \mathbf t_I]`
+    matrix (docs/readings.md#002-virtual-uplink), so
+    :math:`\mathbf G = [\mathbf g_1 \cdots \mathbf g_I]` is replaced by the triangular factor
+    :math:`\mathbf T = [\mathbf t_1 \cdots \mathbf t_I]`
     of its QR decomposition (:math:`\mathbf T^H \mathbf T = \mathbf G^H \mathbf G`). With
     :math:`\mathbf N = \mathbf I + \sum_j q_j \mathbf t_j \mathbf t_j^H` and
     :math:`t_i = \mathbf t_i^H \mathbf N^{-1} \mathbf t_i` (one solve with ``I`` right-hand
@@ -187,8 +188,8 @@ def gram_uplink_power(
     physics functions.
 
     The iterates rise monotonically to :math:`\mathbf q^*` (standard interference function,
-    README "002"), so a row whose running total exceeds its ``bound`` (the incumbent's
-    power) can never beat it and is stopped early with the value ``inf``.
+    docs/readings.md#002-virtual-uplink), so a row whose running total exceeds its ``bound``
+    (the incumbent's power) can never beat it and is stopped early with the value ``inf``.
 
     Args:
         g: Complex ``[N, I, M_rf]`` effective channels :math:`\mathbf g_i = \mathbf A^H

@@ -30,17 +30,17 @@ Contents:
 * :func:`tune_pga_steps` -- grid search of constant ``(mu, lambda)`` for a given ``I`` on
   training instances (the fair baseline of a learned ``I``-layer optimizer).
 
-Gradient convention (shared README, "003: log base"). Theorem 1 (eq. (10)-(11)) is the
-Wirtinger derivative :math:`\partial R/\partial\mathbf F^*` of the rate **in nats**: it drops
+Gradient convention (docs/readings.md#003-theorem1-factor, #003-step-convention). Theorem 1
+(eq. (10)-(11)) is the Wirtinger derivative :math:`\partial R/\partial\mathbf F^*` of the rate
+**in nats**: it drops
 the :math:`1/\ln 2` of the appendix's eq. (17)-(18). The steepest-ascent direction of the rate
 in bits is :math:`(2/\ln 2)\times` eq. (10). The step sizes here multiply **eq. (10)-(11)
 as printed** (:func:`beamgym.physics.metrics.hybrid_rate_gradients` with ``form="paper"``),
 because (a) Algorithm 1 inserts Theorem 1's expressions into eq. (6) and (8) unchanged, and
 (b) only this reading reproduces the independently checked trajectory of the paper's fixed
-steps ``mu = 0.01``, ``lambda = 1e-4`` (shared README: 15.15 -> 15.74 bit/s/Hz, a gain of
-0.59 in 30 iterations with ``J = 1`` at 10 dB; this implementation gains 0.59 on 500 channels,
-while the same steps on the steepest-ascent direction gain 0.81; tested). A step ``mu`` here
-equals a step ``mu * ln(2) / 2`` on the steepest-ascent direction.
+steps ``mu = 0.01``, ``lambda = 1e-4`` (30 iterations with ``J = 1`` at 10 dB; the gains of
+both readings are in BENCHMARKS.md, section "Paper 003: PGA hybrid beamforming"; tested). A step
+``mu`` here equals a step ``mu * ln(2) / 2`` on the steepest-ascent direction.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ StepSize = float | torch.Tensor
 def _project_power(
     F: torch.Tensor, W: torch.Tensor, power: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Eq. (9) with the square root (shared README), with a guarded start.
+    r"""Eq. (9) with the square root (docs/readings.md#003-eq9-sqrt), with a guarded start.
 
     :math:`\mathbf W \leftarrow \sqrt{P_t}\,\mathbf W/\|\mathbf F\mathbf W\|_F`. Where
     :math:`\mathbf F\mathbf W = 0` (only for an all-zero channel estimate) eq. (9) is
@@ -290,7 +290,7 @@ def pga(
 
     Line 1 initializes :math:`\mathbf F_{(0)}` by eq. (12) with the aligned sign and
     :math:`\mathbf W_{(0)} = \mathbf F_{(0)}^\dagger\mathbf H^\dagger` scaled by eq. (13)
-    (Moore-Penrose pseudo-inverses; shared README, "003: eq. 12/13"; the map of
+    (Moore-Penrose pseudo-inverses; docs/readings.md#003-eq13-pinv; the map of
     :func:`beamgym.physics.projections.hybrid_initialization`). Lines 2-11 run ``I`` outer
     iterations of :func:`pga_iteration`; line 12 returns :math:`(\mathbf F_{(I)},
     \mathbf W_{(I)})`. The number of RF chains is ``M = K`` (eq. (12) has one column per
@@ -356,8 +356,8 @@ def fully_digital_zf_reference(
 
     designed from the known CSI :math:`\tilde{\mathbf H}` (``known.H_est``; default
     ``instance.H_est``) and evaluated by eq. (4) on the TRUE channel ``instance.H``
-    (:func:`beamgym.physics.metrics.zf_equal_power_precoder`; 17.50 bit/s/Hz at 10 dB in the
-    shared README's setting).
+    (:func:`beamgym.physics.metrics.zf_equal_power_precoder`; its reference value is in
+    BENCHMARKS.md, section "Reference values of the system models").
 
     Why a function and not an agent: this precoder is ``N x K`` and fully digital, i.e. it
     needs ``N`` RF chains. Wrapped as a :class:`~beamgym.structures.HybridBeamformer` with
@@ -552,8 +552,8 @@ class HybridZFAgent(Agent):
               \mathbf w_k = \sqrt{P_t/K}\,\frac{\mathbf u_k}{\|\mathbf F\mathbf u_k\|},\quad
               \mathbf U = (\tilde{\mathbf H}\mathbf F)^{-1}
 
-    (:func:`beamgym.physics.projections.hybrid_zero_forcing`, ``allocation="equal"``; the
-    shared README's "hybrid ZF" reference, 16.12 bit/s/Hz at 10 dB). Designed from
+    (:func:`beamgym.physics.projections.hybrid_zero_forcing`, ``allocation="equal"``;
+    docs/readings.md#003-hybrid-zf). Designed from
     ``known.H_est``; feasible by construction (unit modulus, :math:`\|\mathbf F\mathbf
     W\|_F^2 = P_t`).
 
@@ -627,12 +627,13 @@ def tune_pga_steps(
 ) -> PGAStepSearch:
     r"""Grid-search constant ``(mu, lambda)`` maximizing the mean sum-rate after ``I`` iterations.
 
-    The fair baseline of an ``I``-layer learned optimizer (issue 5; shared README, "003: step
-    sizes": constant steps tuned for ``I = 10`` reach about 16.30 (``J = 1``) and 16.45
-    (``J = 5``) at 10 dB). Each grid point runs :func:`pga` on the known CSI of ``instances``
-    (batched) and scores :math:`(\mathbf F_{(I)}, \mathbf W_{(I)})` with ``task.evaluate`` on
-    their true channels. Pass TRAINING instances only (e.g. ``make_instance_set(..., seed)``
-    with a seed disjoint from every test seed); the best pair is then evaluated elsewhere.
+    The fair baseline of an ``I``-layer learned optimizer (issue 5;
+    docs/readings.md#003-tuned-baseline; the rates such steps reach are in BENCHMARKS.md,
+    section "Paper 003: PGA hybrid beamforming"). Each grid point runs :func:`pga` on the known
+    CSI of ``instances`` (batched) and scores :math:`(\mathbf F_{(I)}, \mathbf W_{(I)})` with
+    ``task.evaluate`` on their true channels. Pass TRAINING instances only (e.g.
+    ``make_instance_set(..., seed)`` with a seed disjoint from every test seed); the best pair
+    is then evaluated elsewhere.
 
     Args:
         task: A FarFieldHybrid-v0 phase-shifter env or task (``N_RF = K``).

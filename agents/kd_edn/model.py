@@ -28,7 +28,8 @@ connected layer). The decoder output :math:`\mathbf w \in \mathbb R^{2NKM}` is
 :math:`[\mathrm{vec}(\Re\mathbf W), \mathrm{vec}(\Im\mathbf W)]` of the ``N x KM`` beamformer.
 
 Readings that differ from the literal text (each in :class:`EDNConfig` / :func:`user_errors`,
-tested, measured in BENCHMARKS.md): the encoder sees :math:`\tilde{\mathbf H}_k/\sqrt{\rm
+docs/readings.md#000-kd-edn-input-norm and the following sections, tested, measured in
+BENCHMARKS.md): the encoder sees :math:`\tilde{\mathbf H}_k/\sqrt{\rm
 SNR}` (``input_norm``); the antenna axis of the networks' inputs/outputs is the unitary DFT
 beamspace (``basis``, a fixed re-parametrization of the first/last linear layer); the beamformer
 decoder's linear layers are tied to the user-permutation-equivariant form (``decoder``); the
@@ -37,8 +38,8 @@ the literal choices the networks did not learn at the paper's size on a CPU budg
 
 Feedback error. The paper writes :math:`[\Delta\mathbf z]_{ij} \sim \mathcal{CN}(0,
 \sigma_z^2)` (Sec. III-D1) although the latent is REAL (:math:`\mathbf z_k \in \mathbb R^d`,
-Sec. III-A). We use the physically consistent reading: a real Gaussian
-:math:`\Delta z \sim \mathcal N(0, \sigma_z^2)` with the paper's total variance
+Sec. III-A). We use the physically consistent reading (docs/readings.md#000-feedback-error): a real
+Gaussian :math:`\Delta z \sim \mathcal N(0, \sigma_z^2)` with the paper's total variance
 :math:`\sigma_z^2` (the real part of a :math:`\mathcal{CN}(0, \sigma_z^2)` draw would only have
 :math:`\sigma_z^2/2`).
 """
@@ -140,9 +141,9 @@ class EDNConfig:
             2017): still one linear map of the concatenated latents, so the same
             architecture, but user ``k``'s latent drives beamformer column(s) ``k`` with
             shared weights, as the encoder and channel decoder already share theirs across
-            users. Measured here (BENCHMARKS.md), the dense network at the paper's size
-            (K = 16, N = 64) stays near 4.5 bit/s/Hz after 1500 Adam steps even when fed the
-            uncompressed channel, the equivariant one reaches MRT's 38 within 500 steps.
+            users. At the paper's size (K = 16, N = 64) the dense network did not learn even when
+            fed the uncompressed channel, the equivariant one did (BENCHMARKS.md, section
+            "Paper 000: KD-EDN").
     """
 
     N: int
@@ -570,7 +571,8 @@ def user_errors(
     change when a user's channel is multiplied by a common phase :math:`e^{j\varphi}`, so a
     latent trained for the rate (eq. (13)) need not carry that phase; the MSE-optimal decoder
     of eq. (17) then averages the unknown phase out and shrinks :math:`\hat{\mathbf H}_k`
-    towards 0 (measured: NMSE -0.8 dB, and the Q_i steps on it LOWER the rate). The
+    towards 0 (and the Q_i steps on it lower the rate; BENCHMARKS.md, section "Paper 000:
+    KD-EDN"). The
     phase-aligned error asks the decoder for exactly what the BS can use.
     """
     if mode not in CHANNEL_LOSSES:

@@ -17,15 +17,15 @@ eq. (11) on the true channel (backpropagated through).
 Stage 2 (lines 10-13): the channel decoder :math:`\psi` is trained with eq. (17) given the
 trained (frozen) encoder.
 
-Choices (documented, the paper leaves them open):
+Choices (docs/readings.md#000-kd-edn-training; the paper leaves them open):
 
 * optimizer: Adam, one per sub-network, learning rate ``lr`` = 1e-3 (the paper prints SGD
   steps with :math:`\eta = 10^{-4}`, eq. (13); with 1e-4 the sum-rate still crawled after
   300 epochs here, and the CPU budget of a committed model is minutes, not days);
 * length: 300 stage-1 epochs (alpha raised by 0.01 per epoch, Sec. III-D1, so the last 200
   epochs are unsupervised) and 3000 stage-2 epochs (one step each, cheap);
-* latent size ``d`` = 32 (the paper does not print d; "d << 2MN" = 128; d = 16 gave 23.8
-  instead of 27.2 bit/s/Hz at 15 dB in a 150-epoch trial on validation seeds);
+* latent size ``d`` = 32 (the paper does not print d; "d << 2MN" = 128; d = 16 did worse in
+  a trial on validation seeds, BENCHMARKS.md, section "Paper 000: KD-EDN");
 * :math:`\Delta\mathbf z` is drawn once per epoch (it is part of the epoch's batch,
   Sec. III-B1) and is a real Gaussian (see :mod:`agents.kd_edn.model`);
 * SNR: every instance draws one SNR from :math:`\mathcal V` for all its users (Sec. III-D1:

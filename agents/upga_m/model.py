@@ -24,8 +24,9 @@ per-entry hyperparameters):
 Conventions (shared with :mod:`agents.classical.modular`, whose gradient code is reused):
 
 * the gradient is the steepest-ascent direction ``2 × eq. (9)`` of the sum-rate in nats on
-  the receiver's ``H_est`` (README "004": Theorem 1 is the Wirtinger derivative; the factor 2
-  is kept explicit), so :math:`\boldsymbol\alpha_j = \mu` reproduces ``pga_m`` exactly (tested);
+  the receiver's ``H_est`` (docs/readings.md#004-gradient-factor: Theorem 1 is the Wirtinger
+  derivative; the factor 2 is kept explicit), so :math:`\boldsymbol\alpha_j = \mu` reproduces
+  ``pga_m`` exactly (tested);
 * :math:`\mathbf W_{-1} = \mathbf 0` (Algorithm 1 "Init") and a random unit-modulus
   :math:`\mathbf W_0` (:func:`~agents.classical.modular.random_unit_modulus_panels`, the same
   start as the classical solvers for the same ``seed``), projected onto the feasible set;
@@ -457,8 +458,9 @@ def upga_m_loss(
 
     The rate is divided by ``K`` (Table I's per-user nats) so one learning rate serves every
     ``K``; the paper's sum over the batch is a mean (the :math:`1/|\mathcal D|` of eq. 25). The
-    second term is eq. (25)'s ℓ1 target (printed without its "+" sign; a penalty must be
-    added to a loss that is minimized); ``gamma = 0`` (C1, C3) drops it.
+    second term is eq. (25)'s ℓ1 target (printed without its "+" sign,
+    docs/readings.md#004-eq25-sign; a penalty must be added to a loss that is minimized);
+    ``gamma = 0`` (C1, C3) drops it.
 
     Args:
         rates: ``[J + 1, b]`` sum-rates in nats of ``W_0 ... W_J`` (from :func:`unfolded_pga_m`).

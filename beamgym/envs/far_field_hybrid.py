@@ -123,9 +123,9 @@ class FarFieldHybridConfig:
     snr_db: float | tuple[float, ...] | None = None
     """SNR in dB. A number, or a tuple of SNRs drawn uniformly per instance (000's set V).
     Steering: SNR = P/σ² with P = 1 and the channel normalized as H̄/σ (000 Sec. III-D1, with
-    σ instead of the printed σ², see the shared README). Phase-shifter: σ_n² = 1 and
-    P_t = SNR (003 does not specify the split; shared README). Default 15 dB (000 Figs. 3-5)
-    / 10 dB (003 Fig. 2(a))."""
+    σ instead of the printed σ², docs/readings.md#000-snr-sigma). Phase-shifter: σ_n² = 1 and
+    P_t = SNR (003 does not specify the split; docs/readings.md#003-snr-split). Default 15 dB (000
+    Figs. 3-5) / 10 dB (003 Fig. 2(a))."""
 
     csi_error: str | None = None
     """CSI error model: ``"absolute"`` (000: ΔG ~ CN(0, sigma_h2) i.i.d. on the normalized
@@ -314,7 +314,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         if self.steering:
             H_bar = _sparse_channel(generator, b, c, self.precision)
             snr_db = sample_snr_db(generator, b, c.snr_db).to(self.rdtype)
-            # 000: H = H_bar / sigma with SNR = P / sigma^2, P = 1 (README: sigma, not sigma^2)
+            # 000: H = H_bar / sigma with SNR = P / sigma^2, P = 1 (docs/readings.md#000-snr-sigma)
             H = H_bar * torch.pow(10.0, snr_db / 20.0).to(self.cdtype)[:, None, None]
             G = H @ self.analog_precoder.cpu()  # effective channel G = H W^a
             H_est = _csi_error(G, generator, c)
@@ -622,8 +622,8 @@ class FarFieldHybridEnv(BeamformingEnv):
       (5c). Channel: extended Saleh-Valenzuela, eq. (2)-(3). The defaults (N = 32,
       K = N_RF = 4, P = 10 paths, perfect CSI, 10 dB, σ_n² = 1, P_t = SNR, channel as printed)
       are those of 003 Fig. 2(a) (Sec. IV); Fig. 2(b) sweeps ``snr_db``. Reference means at
-      10 dB (shared README): fully digital ZF 17.50, hybrid ZF 16.12, eq. (12)-(13) start
-      15.2 bit/s/Hz.
+      10 dB (fully digital ZF, hybrid ZF, the eq. (12)-(13) start): BENCHMARKS.md, section
+      "Reference values of the system models".
 
     ## Action Space
 
@@ -636,7 +636,8 @@ class FarFieldHybridEnv(BeamformingEnv):
     * Phase-shifter: ``action_dim = N N_RF + 2 N_RF K`` (160 by default): first the analog
       phases, :math:`[\mathbf F]_{nm} = e^{j\pi a_{n N_{RF} + m}}` (unit modulus, so eq. (7)
       holds by construction), then the packed digital precoder scaled by 003 eq. (9) with
-      the square root (shared README), :math:`\mathbf W = \sqrt{P_t}\,\tilde{\mathbf W}/
+      the square root (docs/readings.md#003-eq9-sqrt),
+      :math:`\mathbf W = \sqrt{P_t}\,\tilde{\mathbf W}/
       \|\mathbf F\tilde{\mathbf W}\|_F`.
 
     If :math:`\mathbf F\tilde{\mathbf W} = 0`, :math:`\tilde{\mathbf W}` is replaced by

@@ -6,7 +6,7 @@ III-B2 (MMSE teacher) and III-D1 (simulation setup). The BS designs ``W = [W_1, 
 under ``||W||_F^2 <= P`` from the estimated channel; the reward is the sum-rate eq. (2)/(4) on
 the true channel.
 
-SNR convention (shared README "000"): SNR = P/σ² and the normalized channel is
+SNR convention (docs/readings.md#000-snr-sigma): SNR = P/σ² and the normalized channel is
 ``H = H_bar / σ`` (the paper prints ``σ²``, which only doubles the SNR in dB), evaluated with
 unit noise.
 """
@@ -52,7 +52,7 @@ __all__ = [
     "FullyDigitalFDDVectorEnv",
 ]
 
-#: Channel models: paper 000's sparse geometric channel or i.i.d. Rayleigh (README hard case).
+#: Channel models: paper 000's sparse geometric channel or i.i.d. Rayleigh (hard instances).
 CHANNELS: tuple[str, ...] = ("sparse", "rayleigh")
 #: Relative power tolerance of the ``feasible`` flag of :meth:`FullyDigitalFDDTask.evaluate`.
 FEASIBILITY_RTOL = 1e-4
@@ -100,8 +100,8 @@ def expected_csi_nmse_db(
 class FullyDigitalFDDConfig:
     """Parameters of FullyDigitalFDD-v0; defaults are paper 000's MISO setup (Sec. III-D1).
 
-    The README's hard configuration is ``channel="rayleigh", N=4, K=4, snr_db=10.0``
-    (i.i.d. Rayleigh, P = 10 with unit noise, i.e. SNR = 10 dB).
+    The hard configuration (docs/readings.md#000-hard-instances) is ``channel="rayleigh", N=4, K=4,
+    snr_db=10.0`` (i.i.d. Rayleigh, P = 10 with unit noise, i.e. SNR = 10 dB).
     """
 
     N: int = 64
@@ -114,7 +114,7 @@ class FullyDigitalFDDConfig:
     """Scattering paths per user [L] of eq. (5) (sparse channel). Paper: 10."""
     channel: str = "sparse"
     """Channel model: ``"sparse"`` (paper 000 eq. (5)-(7)) or ``"rayleigh"`` (i.i.d.
-    CN(0, 1) entries, same normalization E||H_k||_F^2 = MN; README "000: hard instances")."""
+    CN(0, 1) entries, same normalization E||H_k||_F^2 = MN; docs/readings.md#000-hard-instances)."""
     placement: str = "single-cell"
     """User placement of Sec. II-B (sparse channel): ``"single-cell"`` or
     ``"spatial-division"``."""
@@ -140,7 +140,7 @@ class FullyDigitalFDDConfig:
     sigma_h2: float = 0.1
     """CSI error variance [sigma_h^2] per complex entry (``"absolute"``). Paper: 0.1."""
     nmse_db: float = -10.0
-    """CSI error NMSE in dB (``"nmse"``; beamgym option, README "000: CSI error scale")."""
+    """CSI error NMSE in dB (``"nmse"``; docs/readings.md#000-csi-error-scale)."""
 
     def __post_init__(self) -> None:
         for name in ("N", "K", "M", "L"):
@@ -282,7 +282,7 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
             )
             az = torch.zeros(b, c.K, dtype=torch.float64)
         snr_db = sample_snr_db(generator, b, c.snr_db)
-        # SNR = P / sigma^2 and H = H_bar / sigma  (README: sigma, not sigma^2)
+        # SNR = P / sigma^2 and H = H_bar / sigma  (docs/readings.md#000-snr-sigma)
         gain = torch.sqrt(torch.pow(10.0, snr_db / 10.0) / c.P)
         H = H_bar * gain.reshape(b, *([1] * (H_bar.ndim - 1)))
         H_est = additive_csi_error(
@@ -490,9 +490,10 @@ class FullyDigitalFDDEnv(BeamformingEnv):
     the reward is the sum-rate on the true channel. The channel is the sparse mmWave
     geometric model of Sec. II-B, eq. (5)-(7) (``L`` paths, Gaussian angular spread around
     each user's azimuth; single-cell or spatial-division placement, Fig. 1), or, with
-    ``channel="rayleigh"``, i.i.d. Rayleigh (the shared README's hard instances). Channels
+    ``channel="rayleigh"``, i.i.d. Rayleigh (docs/readings.md#000-hard-instances). Channels
     are normalized as :math:`\mathbf H_k = \bar{\mathbf H}_k/\sigma` with SNR = P/σ² (the
-    paper prints σ²; README), so the rate is evaluated with unit noise. The CSI error is
+    paper prints σ²; docs/readings.md#000-snr-sigma), so the rate is evaluated with unit noise.
+    The CSI error is
     paper 000's additive :math:`\Delta\mathbf H \sim \mathcal{CN}(0, \sigma_h^2)` on the
     normalized channel (Sec. III-D1), or optionally an error at a fixed NMSE. The feedback
     compression of the paper (KD-EDN) is the agent's business: the env feeds back the full
@@ -501,10 +502,10 @@ class FullyDigitalFDDEnv(BeamformingEnv):
     The defaults (N = 64, K = 16, M = 1, L = 10, single cell φ = π/2, σ_γ = σ_β = 0.1,
     P = 1, σ_h² = 0.1, 15 dB) are the MISO setting of Figs. 3-5 (Sec. III-D2); sweeping
     ``snr_db`` over 5-20 dB traces Fig. 6, ``placement="spatial-division"`` gives the (b)
-    panels, and ``K=4, M=4`` (``psi=π/4``) Fig. 7 (MIMO). Reference (README, perfect CSI,
-    15 dB): MMSE 100.85 bit/s/Hz, within 0.3% of WMMSE. Hard configuration (README):
-    ``channel="rayleigh", N=4, K=4, snr_db=10.0`` (means over 500 channels: MRT 4.87,
-    ZF 5.20, MMSE 8.48, WMMSE 9.82 bit/s/Hz).
+    panels, and ``K=4, M=4`` (``psi=π/4``) Fig. 7 (MIMO). Hard configuration
+    (docs/readings.md#000-hard-instances): ``channel="rayleigh", N=4, K=4, snr_db=10.0``.
+    Measured reference rates of both (MMSE, WMMSE, MRT, ZF) are in BENCHMARKS.md, sections
+    "Reference values of the system models" and "Paper 000: fully digital solvers".
 
     ## Action Space
 

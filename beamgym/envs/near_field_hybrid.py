@@ -7,7 +7,7 @@ The analog precoder is fixed by the users' positions (eq. (30)); the agent desig
 digital precoder on the estimated effective channel.
 
 Sign conventions of the near-field model: see :mod:`beamgym.physics.analog`. Wideband
-option (shared README "000: near field"): the rate is averaged over ``n_subcarriers``
+option (docs/readings.md#000-wideband): the rate is averaged over ``n_subcarriers``
 subcarriers; channel and TTD phases follow the frequency, phase shifters do not.
 """
 
@@ -114,7 +114,8 @@ class NearFieldHybridConfig:
     """User distance variance [sigma_r^2] in m^2. Paper: 1."""
     r_min: float = 0.5
     """Minimum user distance in metres: distances are N(r_c, sigma_r^2) conditioned on
-    r >= r_min (beamgym choice; the paper's normal is negative w.p. 0.1%, README)."""
+    r >= r_min (beamgym choice, docs/readings.md#000-near-field-distance; the paper's normal is
+    negative w.p. 0.1%)."""
     placement: str = "single-cell"
     """Angular placement of the users (Sec. II-B, "same manner as in the far-field case"):
     ``"single-cell"`` or ``"spatial-division"``."""
@@ -707,14 +708,15 @@ class NearFieldHybridEnv(BeamformingEnv):
     φ = π/2, σ_h² = 0.1, 15 dB) are the near-field setting of Fig. 9 at one SNR; sweep
     ``snr_db`` to trace it, ``placement="spatial-division"`` gives panel (b).
 
-    beamgym choices (see :mod:`beamgym.physics.analog`): distances are truncated at
-    ``r_min``; eq. (26) and the TTD sign of eq. (28) are corrected to the geometry of
+    beamgym choices (see :mod:`beamgym.physics.analog` and docs/readings.md, section 000):
+    distances are truncated at ``r_min``; eq. (26) and the TTD sign of eq. (28) are corrected to
+    the geometry of
     eq. (35) (with them, eq. (30) gives the maximal gain :math:`b_k = 1` of eq. (29)).
     Options: the exact spherical-wave channel (``channel_model="exact"``) and the wideband
     regime (``n_subcarriers > 1``): the rate is averaged over subcarriers whose channel and
     TTD phases follow the frequency while the phase shifters (and, with ``analog="ps"``, the
     phase shifters replacing the TTDs) stay frequency-flat -- the beam-split effect that
-    TTDs counter (README "000: near field"). The digital precoder is shared by all
+    TTDs counter (docs/readings.md#000-wideband). The digital precoder is shared by all
     subcarriers.
 
     ## Action Space

@@ -88,8 +88,8 @@ class OutageHybridConfig:
     """Maximum weighted transmit power [P_max] in dB relative to the unit noise power
     (eq. 5). Table 1: 20 dB."""
     gamma_db_range: tuple[float, float] = (5.0, 15.0)
-    """Per-user SINR targets [gamma_i], uniform IN dB over this range (README "002").
-    Table 1: [5, 15] dB ([10, 20] dB in Sec. V-E)."""
+    """Per-user SINR targets [gamma_i], uniform IN dB over this range
+    (docs/readings.md#002-uniform-in-db). Table 1: [5, 15] dB ([10, 20] dB in Sec. V-E)."""
     p_out: float = 0.1
     """Nominal outage probability [P_out] of eq. (10), reported in ``info["p_out"]``; the
     per-step reward penalizes outages with ``outage_penalty`` instead. Table 1: 0.1."""
@@ -101,14 +101,14 @@ class OutageHybridConfig:
     phi_y_range_deg: tuple[float, float] = (-60.0, 30.0)
     """Range of the uniform y-axis direction [phi_y], degrees. Table 1: [-60, 30]."""
     spectrum: str = "laplacian"
-    """Power-angle spectrum of the covariance model [78]: ``"laplacian"`` (paper, README
-    "002") or ``"gaussian"`` (option; 3-13% lower powers)."""
+    """Power-angle spectrum of the covariance model [78]: ``"laplacian"`` (paper,
+    docs/readings.md#002-covariance) or ``"gaussian"`` (option; lower powers)."""
     csi: str = "mmse"
     """CSI degradation: ``"mmse"`` (eq. 56, pilot power xi_i), ``"dft-feedback"`` (Sec.
     V-A-4, N_fb = xi_i coefficients) or ``"perfect"``."""
     pilot_db_range: tuple[float, float] = (10.0, 24.0)
     """Pilot power [P_pil,i = xi_i] range in dB (relative to unit noise), uniform in dB per
-    user (README "002"). Sec. V-B: [10, 24] dB. Used with ``csi="mmse"``."""
+    user (docs/readings.md#002-uniform-in-db). Sec. V-B: [10, 24] dB. Used with ``csi="mmse"``."""
     n_fb_range: tuple[int, int] = (4, 8)
     """Range of fed-back DFT coefficients [N_fb = xi_i], uniform over the integers. Sec. V-E:
     {4, ..., 8}. Used with ``csi="dft-feedback"``."""
@@ -142,7 +142,8 @@ class OutageHybridConfig:
     """Slope [beta_c] of the logistic outage surrogate of eq. (52) in ``info["soft_outage"]``
     (paper's annealing bound: 50)."""
     feedback_criterion: str = "energy"
-    """DFT-feedback subset choice (paper: "minimizes ||h_hat||", read as a typo):
+    """DFT-feedback subset choice (paper: "minimizes ||h_hat||", read as a typo,
+    docs/readings.md#002-feedback-subset):
     ``"energy"`` (max captured energy) or ``"error"`` (min quantized error)."""
 
     def __post_init__(self) -> None:
@@ -725,7 +726,8 @@ class OutageHybridEnv(BeamformingEnv):
     probability ``P_out`` (eq. 11).
 
     Channels: ``R_i = R_x,i ⊗ R_y,i`` with the Laplacian closed form of [78] per axis (trace
-    ``M``; README "002"), directions ``phi_x ~ U[-60°, 60°]``, ``phi_y ~ U[-60°, 30°]``,
+    ``M``; docs/readings.md#002-covariance), directions ``phi_x ~ U[-60°, 60°]``,
+    ``phi_y ~ U[-60°, 30°]``,
     spread 10°, and ``h_i ~ CN(0, R_i)``. CSI (``csi``): the noisy MMSE estimate of eq. (56)
     with pilot power ``xi_i`` uniform in dB over [10, 24] dB (default), DFT Type-II feedback
     with ``N_fb`` coefficients (Sec. V-A-4; the paper's subset rule "minimizes ||h_hat||" is
@@ -735,11 +737,9 @@ class OutageHybridEnv(BeamformingEnv):
     The defaults reproduce the setup of **Table 2** (``M = 4 × 4``, 3 users, ``M_rf = 5``,
     ``P_out = 0.1``, ``P_pil`` uniform in [10, 24] dB: the first column;
     ``constraint_groups=True`` mixes the four column groups 10 / 17 / 24 dB / uniform, and
-    ``pilot_db_range=(10, 10)`` etc. selects one column). README "002" reference points of an
-    independent implementation of this model: perfect-CSI greedy G-HBF-perf about 6.6 (paper
-    6.61; a greedy run on beamgym's physics gives 6.49 and 6.64 for two seeds of 1000 and
-    4000 instances), margin-based G-HBF-marg about 9.0 for the uniform column and 15.7 /
-    8.4 / 7.2 at 10 / 17 / 24 dB.
+    ``pilot_db_range=(10, 10)`` etc. selects one column). The paper reports 6.61 for
+    G-HBF-perf in the first column; the powers measured on this model, by beamgym's agents and
+    by an independent implementation, are in BENCHMARKS.md, section "Paper 002 Table 2".
     ``num_users`` 1-4 with ``num_rf=8`` gives Table 3; ``n_x=n_y=8, num_rf=16,
     gamma_db_range=(10, 20), sigma_as_deg=5, csi="dft-feedback", covariance_snapshots=32``
     approximates Table 4's setup (its separate statistical/instantaneous design is not
@@ -748,8 +748,9 @@ class OutageHybridEnv(BeamformingEnv):
     Feasibility: instances that are infeasible under perfect CSI are redrawn
     (``reject_infeasible``, Sec. V-A-4). The test used is sufficient, not the paper's greedy
     search: with perfect CSI, the eq. (35) analog initialization, the virtual-uplink fixed
-    point and eq. (22) must meet all targets with power ``<= P_max`` (about 0.1% of default
-    instances fail it and are redrawn).
+    point and eq. (22) must meet all targets with power ``<= P_max``
+    (docs/readings.md#002-removed-instances; the share redrawn is in BENCHMARKS.md, section
+    "Paper 002 Table 2").
 
     ## Action Space
 

@@ -23,7 +23,7 @@ so beamgym fixes one physically consistent reading and tests it):
   the normalized gain of eq. (29), :math:`b_k = |\bar{\mathbf h}_k^T \mathbf v_k| /
   (\sqrt N |\alpha_k|)`, equals 1 under the piecewise model (tested).
 
-Wideband (beam split, shared README "000: near field"): at subcarrier frequency
+Wideband (beam split, docs/readings.md#000-wideband): at subcarrier frequency
 ``f = freq_scale * f_c`` the channel phases and the TTD phases scale with ``freq_scale``
 while the phase shifters stay frequency-flat.
 

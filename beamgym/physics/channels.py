@@ -166,17 +166,17 @@ def sparse_geometric_channel(
     (:func:`beamgym.physics.arrays.ula_response`) and user azimuths :math:`\zeta_k` from
     :func:`user_azimuths` (mean AOD :math:`\bar\gamma_k = \zeta_k`, mean AOA
     :math:`\bar\beta_k = \pi + \zeta_k`). The constant :math:`\sqrt{MN/L}` gives
-    :math:`\mathbb E\|\bar{\mathbf H}_k\|_F^2 = MN` (shared README "000", tested).
+    :math:`\mathbb E\|\bar{\mathbf H}_k\|_F^2 = MN` (docs/readings.md#000-channel-power).
     For ``M = 1`` the receive response is the scalar 1 and row ``k`` of the result is
     :math:`(\bar{\mathbf h}_k)^T = \sqrt{N/L}\sum_\ell \alpha_{k,\ell}\mathbf a_N^H
     (\gamma_{k,\ell})`, so that :math:`y_k = \bar{\mathbf H}[k]\,\mathbf W \mathbf x +
     n_k` (the convention of :mod:`beamgym.physics.metrics`).
 
     The channel is **not** normalized by the noise; paper 000's normalized channel is
-    :math:`\mathbf H_k = \bar{\mathbf H}_k / \sigma` (README: :math:`\sigma`, not
-    :math:`\sigma^2`). Randomness (all float64 on the CPU, then cast, so both precisions
-    see the same channel to rounding): azimuths ``[B, K]``, gains ``[B, K, L, 2]``, AOD
-    perturbations ``[B, K, L]``, AOA perturbations ``[B, K, L]`` (the last only if
+    :math:`\mathbf H_k = \bar{\mathbf H}_k / \sigma` (docs/readings.md#000-snr-sigma:
+    :math:`\sigma`, not :math:`\sigma^2`). Randomness (all float64 on the CPU, then cast, so
+    both precisions see the same channel to rounding): azimuths ``[B, K]``, gains
+    ``[B, K, L, 2]``, AOD perturbations ``[B, K, L]``, AOA perturbations ``[B, K, L]`` (the last only if
     ``M > 1``).
 
     Args:
@@ -265,13 +265,13 @@ def rayleigh_channel(
     n_rx: int = 1,
     precision: Precision = "single",
 ) -> torch.Tensor:
-    r"""i.i.d. Rayleigh downlink channel (shared README "000: hard instances").
+    r"""i.i.d. Rayleigh downlink channel (docs/readings.md#000-hard-instances).
 
     .. math:: [\bar{\mathbf H}_k]_{m,n} \overset{\text{i.i.d.}}{\sim} \mathcal{CN}(0, 1),
               \qquad \mathbb E\|\bar{\mathbf H}_k\|_F^2 = MN
 
     Same layout and normalization as :func:`sparse_geometric_channel`, so it can replace
-    the sparse channel in paper 000's system model (the README's hard configuration is
+    the sparse channel in paper 000's system model (the hard configuration there is
     ``N = K = 4``, ``P = 10``, unit noise, i.e. SNR = 10 dB). Drawn in float64 on the CPU
     as one ``[B, K, (M,) N, 2]`` normal draw, then cast.
 
@@ -389,8 +389,8 @@ def user_distances(
     :math:`r_k \sim \mathcal N(r_c, \sigma_r^2)` truncated at :math:`r_{\min}`.
 
     The paper's :math:`\mathcal N(3\,\mathrm m, 1\,\mathrm m^2)` is negative with
-    probability ~0.1% (README "000: near field"). beamgym draws from the normal distribution
-    **conditioned on** :math:`r_k \ge r_{\min}` (equivalent to resampling until
+    probability ~0.1% (docs/readings.md#000-near-field-distance). beamgym draws from the normal
+    distribution **conditioned on** :math:`r_k \ge r_{\min}` (equivalent to resampling until
     :math:`r_k \ge r_{\min}`), exactly, by the inverse CDF in one draw:
 
     .. math:: r_k = r_c + \sigma_r\, \Phi^{-1}\big(a + u_k (1 - a)\big), \quad
@@ -742,7 +742,7 @@ def saleh_valenzuela_channel(
 
     with :math:`\alpha_{pk} \sim \mathcal{CN}(0, 1)` and :math:`\phi_{pk} \sim
     \mathcal U(0, 2\pi)` i.i.d. (paper 003 Sec. IV). The paper does not say how the channel is
-    scaled (shared README, "003: channel normalization"), so two scalings are offered:
+    scaled (docs/readings.md#003-channel-normalization), so two scalings are offered:
 
     * ``"paper"``: :math:`c = 1`, eq. (2)-(3) as printed, so
       :math:`\mathbb E\|\mathbf h_k\|^2 = P` (the number of paths);
@@ -817,8 +817,9 @@ def rayleigh_uplink_channel(
               [\mathbf H[b]]_{m,k} \overset{\text{i.i.d.}}{\sim} \mathcal{CN}(0, 1),
               \quad b = 1, \dots, B
 
-    Entries are independent across antennas, users and frequency bins (README "004": unit
-    variance, so ``E|h|^2 = 1`` and the SNR is ``rho_s / sigma_w^2``). They are drawn on the
+    Entries are independent across antennas, users and frequency bins
+    (docs/readings.md#004-setup: unit variance, so ``E|h|^2 = 1`` and the SNR is
+    ``rho_s / sigma_w^2``). They are drawn on the
     CPU in float64 from ``generator`` and then cast, so one seed gives the same channels (to
     rounding) in both precisions and on every device.
 
@@ -877,13 +878,13 @@ def laplacian_covariance_ula(
     r"""Spatial covariance of a half-wavelength ULA, paper 002 Sec. V-A-4 (its ref. [78]).
 
     Laplacian power-angle spectrum of spread :math:`\sigma_{as}` around :math:`\varphi`
-    (closed form of [78], binding per the papers README "002"):
+    (closed form of [78], docs/readings.md#002-covariance):
 
     .. math:: [\mathbf R]_{m,n} = \frac{e^{j\pi(m-n)\sin\varphi}}
               {1 + \tfrac12\left(\pi (m-n)\, \sigma_{as} \cos\varphi\right)^2}
 
-    Gaussian spectrum (``spectrum="gaussian"``, an option only: it gives 3-13% lower powers
-    than the paper's Table 2, README "002"):
+    Gaussian spectrum (``spectrum="gaussian"``, an option only: it gives lower powers than
+    the paper's Table 2, see BENCHMARKS.md, section "Paper 002 Table 2"):
 
     .. math:: [\mathbf R]_{m,n} = e^{j\pi(m-n)\sin\varphi}\,
               e^{-\frac12\left(\pi (m-n)\, \sigma_{as} \cos\varphi\right)^2}

@@ -11,8 +11,9 @@ Element ordering: the antenna index is ``i_x * n_y + i_y`` (x outer, y inner), t
 R_y` in :func:`beamgym.physics.channels.upa_covariance`; a 2D codeword is
 :math:`\mathbf f_x \otimes \mathbf f_y`.
 
-Normalization (README "002", checked): codewords have unit norm (:math:`\|\check{\mathbf
-a}\|_2 = 1`, so :math:`\mathbf A^H \mathbf A = \mathbf I` for distinct codewords) together
+Normalization (docs/readings.md#002-codebook-normalization): codewords have unit norm
+(:math:`\|\check{\mathbf a}\|_2 = 1`, so :math:`\mathbf A^H \mathbf A = \mathbf I` for distinct
+codewords) together
 with :math:`\Psi_0 = \mathbf I` in eq. (4). Unit-modulus codewords with :math:`\Psi_0 =
 \mathbf I` give a weighted power 16x too low for ``M = 16``.
 

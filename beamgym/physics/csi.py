@@ -45,9 +45,9 @@ def additive_csi_error(
       ``sigma2`` (paper: 0.1), added to the **normalized** channel :math:`\mathbf H =
       \bar{\mathbf H}/\sigma`. Its entries have variance :math:`\approx \mathrm{SNR}/P`, so
       the error is tiny: NMSE :math:`\approx \sigma_h^2 P/\mathrm{SNR}` (-15 dB at 5 dB SNR,
-      -30 dB at 20 dB; shared README "000: CSI error scale").
+      -30 dB at 20 dB; docs/readings.md#000-csi-error-scale).
     * ``"nmse"``: an error specified relative to the channel, modelling pilot-based
-      estimation whose quality does not improve with the data SNR (README):
+      estimation whose quality does not improve with the data SNR (same section):
 
       .. math:: [\Delta\mathbf H_k]_{ij} \sim \mathcal{CN}\Big(0,\ 10^{\mathrm{NMSE}/10}
                 \frac{\|\mathbf H_k\|_F^2}{MN}\Big)
@@ -269,8 +269,9 @@ def dft_type2_feedback(
     2. Keep the top :math:`N_{fb}` coefficients (largest magnitude) of each subset.
     3. Choose ONE subset. The paper says the subset "that minimizes
        :math:`\|\hat{\mathbf h}_i\|_2`", which would pick the subset capturing the LEAST
-       energy (the worst fit); we read it as a typo and use the physically consistent
-       criterion: ``criterion="energy"`` (default) maximizes the captured energy
+       energy (the worst fit); we read it as a typo (docs/readings.md#002-feedback-subset)
+       and use the physically consistent criterion: ``criterion="energy"`` (default) maximizes
+       the captured energy
        :math:`\sum_{k \in \mathrm{top}} |[\mathbf c_s]_k|^2`, which (``F_s`` unitary) equals
        minimizing the unquantized reconstruction error :math:`\|\mathbf h - \mathbf F_s
        \mathbf c_{s,\mathrm{top}}\|_2`; ``criterion="error"`` minimizes the error after

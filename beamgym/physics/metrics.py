@@ -196,7 +196,8 @@ def sum_rate(
 
 # ---- paper 000: sum-rate gradients and hybrid effective channels ---------------------------------
 #
-# Gradient conventions (shared README, "004: gradient convention", and paper 000 Appendix
+# Gradient conventions (docs/readings.md#000-gradient-factor, #004-gradient-factor; paper
+# 000 Appendix
 # eq. (36)-(37)): for a real function R of a complex W, the Wirtinger derivative is
 # dR/dconj(W); the steepest-ascent direction dR/dRe(W) + j dR/dIm(W) is 2 x the Wirtinger
 # derivative and equals what torch autograd stores in W.grad for a real loss of a complex
@@ -426,7 +427,7 @@ def hybrid_rates(
               {\sum_{\ell\ne k} |\mathbf h_k^H \mathbf F \mathbf w_\ell|^2 + \sigma_n^2}\Big)
 
     Eq. (4) writes ``log``; the loss of Sec. III-B and the appendix use :math:`\log_2`, so the
-    rate is reported in bits (shared README, "003: log base"). Computed with
+    rate is reported in bits (docs/readings.md#003-log-base). Computed with
     :func:`miso_rates` on the effective precoder :math:`\mathbf F \mathbf W`.
 
     Args:
@@ -495,7 +496,7 @@ def hybrid_rate_gradients(
     eq. (10) is :math:`\mathbf H^H \mathbf D \mathbf W^H` and eq. (11) is
     :math:`(\mathbf H \mathbf F)^H \mathbf D`.
 
-    Factor conventions (shared README, "003: log base"; checked against autograd in the
+    Factor conventions (docs/readings.md#003-theorem1-factor; checked against autograd in the
     tests): eq. (10)-(11) are the Wirtinger derivatives :math:`\partial R/\partial
     \mathbf F^*` of the rate **in nats**; Theorem 1 drops the :math:`1/\ln 2` of the
     appendix's eq. (17)-(18). For the rate in bits of :func:`hybrid_sum_rate`,
@@ -544,10 +545,10 @@ def zf_equal_power_precoder(H: torch.Tensor, power: float | torch.Tensor) -> tor
               \mathbf u_K/\|\mathbf u_K\|\big],\qquad
               [\mathbf u_1, \dots, \mathbf u_K] = \mathbf H^{\dagger}
 
-    Paper 003 compares with "fully digital ZF" without details; the shared README's reference
-    value (17.50 bit/s/Hz at 10 dB, N=32, K=4, 10 paths, :math:`\mathbb E\|\mathbf h\|^2=10`)
-    is reproduced by this equal-power-per-user form (tested). Needs ``N >= K`` and a channel
-    of full row rank.
+    Paper 003 compares with "fully digital ZF" without details; the independent reference value
+    (BENCHMARKS.md, section "Reference values of the system models") is reproduced by this
+    equal-power-per-user form (docs/readings.md#003-fully-digital-zf, tested). Needs ``N >= K``
+    and a channel of full row rank.
 
     Args:
         H: ``[B, K, N]`` complex channel (rows :math:`\mathbf h_k^H`), ``N >= K``.
@@ -823,7 +824,8 @@ def modular_average_user_rate(
 
     .. math:: \bar R = \frac{1}{K}\, R(\mathbf W\mathbf A; \{\mathbf H[b]\})
 
-    README "004": Table I and Figs. 5-14 report eq. (6) in **nats** per user although the
+    docs/readings.md#004-nats: Table I and Figs. 5-14 report eq. (6) in **nats** per user
+    although the
     axes say bits; keep ``unit="nats"`` to compare with the paper (e.g. 0.98 for PGA+M after
     500 iterations in Scenario 1 at 0 dB).
 
@@ -910,7 +912,8 @@ def modular_rate_gradient(
     The ``M × LP`` matrix is restricted to its diagonal blocks (the panel entries; the other
     entries of ``W`` are structurally zero).
 
-    Factor convention (README "004", tested against autograd in complex128): eq. (9) is the
+    Factor convention (docs/readings.md#004-gradient-factor, tested against autograd in
+    complex128): eq. (9) is the
     Wirtinger derivative :math:`\partial R/\partial\overline{\mathbf W}`. The steepest-ascent
     direction :math:`\partial R/\partial\Re\mathbf W + j\,\partial R/\partial\Im\mathbf W`
     (what torch autograd returns for a real loss of a complex leaf) is **2 ×** this value.
@@ -1119,7 +1122,8 @@ def power_weights(digital: torch.Tensor, Psi0: torch.Tensor | None = None) -> to
     r"""Power weights :math:`w_i = \mathbf b_i^H \Psi_0 \mathbf b_i`, paper 002 eq. (4).
 
     :math:`\Psi_0 = \mathbf I` (default) weights baseband power (as [35] and the paper's
-    experiments with a unit-norm DFT codebook, README "002"); :math:`\Psi_0 = \mathbf A^H
+    experiments with a unit-norm DFT codebook, docs/readings.md#002-codebook-normalization);
+    :math:`\Psi_0 = \mathbf A^H
     \mathbf A` weights RF power (identical for distinct unit-norm DFT codewords).
 
     Args:

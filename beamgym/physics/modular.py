@@ -34,7 +34,7 @@ __all__ = [
 
 
 def _wax_connectivity(lp: int, t: int, where: str) -> torch.Tensor:
-    """The README connectivity rule for one block of ``lp`` ports and ``t`` CPU inputs."""
+    """The connectivity rule of docs/readings.md#004-connectivity for ``lp`` ports, ``t`` inputs."""
     if lp < t:
         raise ValueError(
             f"connectivity{where}: L*P = {lp} panel outputs cannot feed T = {t} CPU inputs "
@@ -67,7 +67,7 @@ def connectivity_matrix(
     r"""Binary panel-to-CPU connectivity :math:`\mathbf A` of paper 004 eq. (5).
 
     The paper does not print ``A``. Following the authors' experiments (the WAX-decomposition
-    example, README "004"), for ``LP`` panel outputs and ``T`` CPU inputs:
+    example, docs/readings.md#004-connectivity), for ``LP`` panel outputs and ``T`` CPU inputs:
 
     .. math:: \mathbf A = \begin{bmatrix} \mathbf I_T \\
               [\,\mathbf I_r \;\; \mathbf 1_{r \times (T-r)}\,] \end{bmatrix}

@@ -246,8 +246,9 @@ def virtual_uplink_fixed_point(
     \mathbf g_j^H + \Psi_0)^{-1} \mathbf g_i`; pass the effective channels ``g`` ``[B, I,
     M_rf]`` instead of ``Psi`` for this faster rank-one path. The map is a standard
     interference function, so from :math:`\mathbf q = \mathbf 0` the iterates rise
-    monotonically to the minimal uplink powers when problem (31) is feasible (README "002":
-    about 8, at most 16 iterations at ``tol = 1e-10``) and diverge otherwise. At the fixed
+    monotonically to the minimal uplink powers when problem (31) is feasible
+    (docs/readings.md#002-virtual-uplink; iteration counts in BENCHMARKS.md, section "Paper 002
+    Table 2") and diverge otherwise. At the fixed
     point every uplink SINR (eq. (17)) with the returned beamformers equals :math:`\gamma_i`,
     and by duality the downlink powers of eq. (22) for the same beamformers satisfy
     :math:`\mathbf w^T \mathbf p = \mathbf 1^T \mathbf q`.

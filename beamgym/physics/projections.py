@@ -261,13 +261,13 @@ def unit_modulus(F: torch.Tensor) -> torch.Tensor:
 def normalize_digital(
     F: torch.Tensor, W: torch.Tensor, power: float | torch.Tensor
 ) -> torch.Tensor:
-    r"""Scale the digital precoder to the power budget, paper 003 eq. (9) (README fix).
+    r"""Scale the digital precoder to the power budget, paper 003 eq. (9), with the square root.
 
     .. math:: \mathbf W \leftarrow \sqrt{P_t}\, \frac{\mathbf W}{\|\mathbf F \mathbf W\|_F}
 
     Eq. (9) as printed multiplies by :math:`P_t`, which violates constraint (5c)
     :math:`\|\mathbf F\mathbf W\|_F^2 = P_t`; the square root is the consistent reading
-    (shared README, "003: eq. 9"). The same map is paper 000 eq. (24) with
+    (docs/readings.md#003-eq9-sqrt). The same map is paper 000 eq. (24) with
     :math:`\mathbf W^a = \mathbf F`.
 
     Args:
@@ -296,7 +296,7 @@ def normalize_digital(
 
 
 def aligned_analog_precoder(H: torch.Tensor) -> torch.Tensor:
-    r"""Channel-phase-aligned analog precoder, paper 003 eq. (12) (aligned sign, README fix).
+    r"""Channel-phase-aligned analog precoder, paper 003 eq. (12) (aligned sign).
 
     .. math:: [\mathbf F_0]_{nm} = e^{+j \angle [\mathbf h_m]_n}
               = e^{-j \angle [\mathbf H]_{mn}},\qquad
@@ -304,8 +304,9 @@ def aligned_analog_precoder(H: torch.Tensor) -> torch.Tensor:
 
     Taken literally, eq. (12) (:math:`e^{-j\vartheta_{nm}}` with :math:`\vartheta_{nm}` the
     phase of :math:`[\mathbf h_1, \dots, \mathbf h_K]_{nm}`) is the conjugate of this matrix
-    and misaligns the beams (about 4 instead of 15 bit/s/Hz at 10 dB, tested); with the
-    aligned sign :math:`\mathbf h_m^H \mathbf f_m = \sum_n |[\mathbf h_m]_n|` is real and
+    and misaligns the beams (far lower rate, see BENCHMARKS.md; docs/readings.md#003-eq12-sign;
+    tested); with the aligned sign :math:`\mathbf h_m^H \mathbf f_m = \sum_n |[\mathbf h_m]_n|`
+    is real and
     maximal (array gain). Column ``m`` serves user ``m``, so the number of RF chains is
     ``M = K``. A zero channel entry gives phase 0 (see :func:`unit_modulus`).
 
@@ -331,7 +332,7 @@ def hybrid_initialization(
 
     :math:`\dagger` is the Moore-Penrose pseudo-inverse and :math:`\mathbf H` the ``K x N``
     matrix :math:`[\mathbf h_1, \dots, \mathbf h_K]^H`, so :math:`\mathbf W_0` is ``M x K``
-    (shared README, "003: eq. 13"; reading :math:`\dagger` as the conjugate transpose gives a
+    (docs/readings.md#003-eq13-pinv; reading :math:`\dagger` as the conjugate transpose gives a
     much worse start). The sign of eq. (12) is the aligned one of
     :func:`aligned_analog_precoder`. The construction needs ``M = N_RF = K``.
 
@@ -368,12 +369,13 @@ def hybrid_zero_forcing(
               {\|\mathbf F \mathbf u_k\|},\qquad
               \text{total: } \mathbf W = \sqrt{P_t}\,\frac{\mathbf U}{\|\mathbf F\mathbf U\|_F}
 
-    With :math:`\mathbf F = \mathbf F_0` of eq. (12) this is the "hybrid ZF" reference of the
-    shared README (16.12 bit/s/Hz at 10 dB, N=32, K=M=4, 10 paths, paper normalization).
-    That value is reproduced by ``allocation="equal"`` (equal transmit power per user, as for
-    the fully digital ZF bound; tested), while the eq. (9) scaling ``"total"`` (equal received
-    SNR) gives about 15.9. For ``M = K`` the pseudo-inverse is :math:`(\mathbf H\mathbf
-    F)^{-1}`. Needs ``M >= K`` and an effective channel of full row rank.
+    With :math:`\mathbf F = \mathbf F_0` of eq. (12) this is the "hybrid ZF" reference
+    (docs/readings.md#003-hybrid-zf). Its independently checked value (BENCHMARKS.md, section
+    "Reference values of the system models") is reproduced by ``allocation="equal"`` (equal
+    transmit power per user, as for the fully digital ZF bound; tested), while the eq. (9)
+    scaling ``"total"`` (equal received SNR) gives a lower rate (same section). For ``M = K``
+    the pseudo-inverse is :math:`(\mathbf H\mathbf F)^{-1}`. Needs ``M >= K`` and an effective
+    channel of full row rank.
 
     Args:
         H: ``[B, K, N]`` complex channel (rows :math:`\mathbf h_k^H`).

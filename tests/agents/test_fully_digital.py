@@ -229,7 +229,7 @@ def test_mmse_agent_equals_the_teacher() -> None:
 
 
 def test_hard_rayleigh_case_matches_the_reference_values() -> None:
-    """README "000: hard instances": MRT 4.87, ZF 5.20, MMSE 8.48, RZF 8.28, WMMSE 9.82."""
+    """Independent reference, 000 hard cases: MRT 4.87, ZF 5.20, MMSE 8.48, RZF 8.28, WMMSE 9.82."""
     kw = {"channel": "rayleigh", "N": 4, "K": 4, "snr_db": 10.0, "csi_error": "perfect"}
     task = make_task(FDD, precision="double", **kw)
     inst = task.sample(_gen(20240), 500)

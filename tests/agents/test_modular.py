@@ -209,7 +209,8 @@ def test_pga_m_improves_and_trace_matches_solve() -> None:
 
 
 def test_pga_m_reproduces_readme_anchor() -> None:
-    # README "004": mu = 1 on 2 x eq. (9), beta = 0.9, J = 10 -> 0.898 per-user nats (300
+    # independent reference (docs/readings.md#004-table1-tuning): mu = 1 on 2 x eq. (9),
+    # beta = 0.9, J = 10 -> 0.898 per-user nats (300
     # channels); standard error of the mean over 64 channels is about 0.002
     task, inst, known = _data(64, seed=123)
     W = make_agent("pga_m", task, mu=1.0, beta=0.9, J=10).solve(known)
@@ -262,7 +263,7 @@ def test_grid_search_picks_the_best_on_its_set() -> None:
     assert len(table) == 6 and [(r["mu"], r["beta"]) for r in table][:2] == [(0.2, 0.0), (0.2, 0.9)]
     best = max(table, key=lambda r: r["rate"])
     assert (mu, beta) == (best["mu"], best["beta"])
-    assert mu == 20.0  # at 10 iterations large steps win (README: about mu = 20)
+    assert mu == 20.0  # at 10 iterations large steps win (as BENCHMARKS.md reports: about mu = 20)
     # every table entry is the plain agent's mean rate on the same set (same random starts)
     for row in table:
         W = make_agent("pga_m", task, mu=row["mu"], beta=row["beta"]).solve(task.known(train))

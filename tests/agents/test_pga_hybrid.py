@@ -169,7 +169,7 @@ def test_small_tuned_step_increases_the_rate_monotonically_with_perfect_csi() ->
 
 
 def test_paper_steps_reproduce_the_readme_trajectory() -> None:
-    # shared README (003): start 15.15, paper steps (J=1, 30 iterations) 15.74 at 10 dB,
+    # independent reference (003): start 15.15, paper steps (J=1, 30 iterations) 15.74 at 10 dB,
     # N=32, K=M=4, 10 paths, E||h||^2 = 10 (reference over 500 channels; 300 here).
     n = 300
     task, inst = _set(n, 2024)
@@ -179,9 +179,9 @@ def test_paper_steps_reproduce_the_readme_trajectory() -> None:
     se = float(start.std()) * math.sqrt(1 / n + 1 / 500)
     assert abs(float(start.mean()) - 15.15) < 3 * se, float(start.mean())
     gain = float((end - start).mean())  # paired: far less Monte-Carlo noise than the level
-    assert 0.52 < gain < 0.66, gain  # README: 15.74 - 15.15 = 0.59
+    assert 0.52 < gain < 0.66, gain  # reference: 15.74 - 15.15 = 0.59
     # the same steps on the steepest-ascent direction ((2/ln 2) x eq. (10)-(11)) move further,
-    # so the README's trajectory pins the steps to eq. (10)-(11) as printed
+    # so the reference trajectory pins the steps to eq. (10)-(11) as printed
     k = 2.0 / LN2
     asc = make_agent("pga", task, mu=PAPER_MU * k, lam=PAPER_LAMBDA * k).solve(known)
     gain_asc = float((task.evaluate(asc, inst)["sum_rate"] - start).mean())
@@ -260,7 +260,7 @@ def test_hybrid_zf_nulls_interference_and_matches_the_reference() -> None:
     off = G - torch.diag_embed(torch.diagonal(G, dim1=-2, dim2=-1))
     assert float(off.abs().max()) < 1e-8 * float(G.abs().max())
     rate = task.evaluate(bf, inst)["sum_rate"]
-    se = float(rate.std()) * math.sqrt(1 / n + 1 / 500)  # ours and the README's 500 channels
+    se = float(rate.std()) * math.sqrt(1 / n + 1 / 500)  # ours and the reference's 500 channels
     assert abs(float(rate.mean()) - 16.12) < 3 * se, float(rate.mean())
     fd = fully_digital_zf_reference(inst)
     se = float(fd["sum_rate"].std()) * math.sqrt(1 / n + 1 / 500)

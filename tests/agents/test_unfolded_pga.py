@@ -188,7 +188,7 @@ def test_committed_model_beats_the_initial_steps_on_a_validation_draw() -> None:
     r_trained = float(trained["sum_rate"].mean())
     r_init = float(task.evaluate(base, inst)["sum_rate"].mean())
     assert r_trained > r_init + 0.3, (r_trained, r_init)
-    # also above constant-step PGA tuned for the same I and J (README: ~16.45 at 10 dB)
+    # also above constant-step PGA tuned for the same I and J (reference: ~16.45 at 10 dB)
     tuned = make_agent("pga", task, mu=1.0, lam=1e-2, I=cfg.I, J=cfg.J)
     r_tuned = float(task.evaluate(tuned.solve(known), inst)["sum_rate"].mean())
     assert r_trained > r_tuned, (r_trained, r_tuned)

@@ -242,7 +242,7 @@ def test_validate_instance_checks_shapes() -> None:
 
 
 def test_phase_shifter_known_value_through_env() -> None:
-    # README 003: the eq. (12)-(13) start averages about 15.2 bit/s/Hz at 10 dB
+    # reference (003): the eq. (12)-(13) start averages about 15.2 bit/s/Hz at 10 dB
     t = _task(**PS)
     inst = t.sample(_gen(2024), 1000)
     r = t.evaluate(t.initial_beamformer(inst), inst)["reward"]
@@ -327,7 +327,7 @@ def test_steering_sample_normalization_and_csi_error() -> None:
         sigma_aoa=0.1,
         precision="double",
     )
-    # 000: H = H_bar / sigma with SNR = P / sigma^2, P = 1 (sigma, not sigma^2: README)
+    # 000: H = H_bar / sigma with SNR = P / sigma^2, P = 1 (docs/readings.md#000-snr-sigma)
     torch.testing.assert_close(
         inst.H, H_bar * (10 ** (inst.snr_db / 20)).to(H_bar.dtype)[:, None, None]
     )

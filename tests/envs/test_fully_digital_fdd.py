@@ -82,7 +82,7 @@ def test_gym_make_forwards_config_fields() -> None:
 
 # ---- instances and observation ------------------------------------------------------------------
 def test_normalized_channel_scales_with_snr() -> None:
-    """H = H_bar / sigma with SNR = P / sigma^2: entry power SNR/P (README, sigma not sigma^2)."""
+    """H = H_bar / sigma, SNR = P / sigma^2: entry power SNR/P (docs/readings.md#000-snr-sigma)."""
     t = _task(csi_error="perfect", snr_db=20.0, P=2.0)
     inst = t.sample(_gen(0), 300)
     assert inst.H.abs().square().mean().item() == pytest.approx(100.0 / 2.0, rel=0.03)
@@ -95,7 +95,7 @@ def test_absolute_csi_error_is_the_papers() -> None:
     inst = t.sample(_gen(1), 200)
     err = inst.H_est - inst.H
     assert err.abs().square().mean().item() == pytest.approx(0.1, rel=0.03)
-    # README: an NMSE of about -15 dB at 5 dB SNR
+    # docs/readings.md#000-csi-error-scale: an NMSE of about -15 dB at 5 dB SNR
     nmse = err.abs().square().sum() / inst.H.abs().square().sum()
     assert 10 * math.log10(nmse.item()) == pytest.approx(-15.0, abs=0.3)
     torch.testing.assert_close(inst.csi_nmse_db, torch.full((200,), -15.0, dtype=torch.float64))
@@ -237,9 +237,9 @@ def test_evaluate_errors() -> None:
         t.evaluate(W * float("nan"), inst)
 
 
-# ---- reference values (shared README "000") ------------------------------------------------------
+# ---- reference values (independent reference, 000) ----------------------------------------------
 def test_mmse_reference_value_at_the_paper_defaults() -> None:
-    """README: perfect CSI, 15 dB, single cell: MMSE 100.85 bit/s/Hz (200 channels).
+    """Reference: perfect CSI, 15 dB, single cell: MMSE 100.85 bit/s/Hz (200 channels).
 
     Fixed seed (no flake); 300 channels, standard error of the mean ~0.1, tolerance 1.0.
     """
@@ -250,7 +250,7 @@ def test_mmse_reference_value_at_the_paper_defaults() -> None:
 
 
 def test_hard_rayleigh_reference_values() -> None:
-    """README: i.i.d. Rayleigh, N = K = 4, P = 10, unit noise: MMSE 8.48, MRT 4.87 (500 ch.).
+    """Reference: i.i.d. Rayleigh, N = K = 4, P = 10, unit noise: MMSE 8.48, MRT 4.87 (500 ch.).
 
     Our P = 1 and SNR = 10 dB is the same problem (H = H_bar sqrt(SNR/P)). Fixed seed;
     standard error of the mean ~0.1; tolerance 0.35.

@@ -100,7 +100,7 @@ def test_sampler_statistics_mmse() -> None:
     inst = task.sample(_gen(1), 600)
     gdb = 10 * torch.log10(inst.gamma)
     assert gdb.min() >= 5 - 1e-9 and gdb.max() <= 15 + 1e-9
-    assert abs(gdb.mean().item() - 10.0) < 0.4  # uniform IN dB (README "002")
+    assert abs(gdb.mean().item() - 10.0) < 0.4  # uniform IN dB (docs/readings.md#002-uniform-in-db)
     xdb = 10 * torch.log10(inst.xi)
     assert xdb.min() >= 10 - 1e-9 and xdb.max() <= 24 + 1e-9 and abs(xdb.mean() - 17) < 0.6
     tr = torch.diagonal(inst.R, dim1=-2, dim2=-1).real.sum(-1)

@@ -73,7 +73,10 @@ def test_placement_errors() -> None:
 
 # ---- sparse geometric channel, eq. (5)-(7) ------------------------------------------------------
 def test_sparse_channel_power_is_mn() -> None:
-    """E||H_bar_k||_F^2 = M N (README). 1000 x 16 draws: the std of the mean is ~0.25%."""
+    """E||H_bar_k||_F^2 = M N (docs/readings.md#000-channel-power).
+
+    1000 x 16 draws: the std of the mean is ~0.25%.
+    """
     H, z = sparse_geometric_channel(gen(2), 1000, precision="double")
     assert H.shape == (1000, 16, 64) and z.shape == (1000, 16)
     assert H.abs().square().sum(-1).mean().item() == pytest.approx(64.0, rel=0.02)

@@ -38,7 +38,8 @@ def test_does_not_touch_global_rng() -> None:
 
 @pytest.mark.parametrize(("normalization", "expected"), [("paper", 10.0), ("scaled", 32.0)])
 def test_mean_channel_energy(normalization: str, expected: float) -> None:
-    # README 003: E||h||^2 = P paths as printed, = N with the sqrt(N/P) scaling.
+    # docs/readings.md#003-channel-normalization: E||h||^2 = P paths as printed, = N with the
+    # sqrt(N/P) scaling.
     H = saleh_valenzuela_channel(
         _gen(3),
         4000,

@@ -193,7 +193,7 @@ def test_normalize_digital_meets_power_budget() -> None:
     p = torch.tensor([1.0, 10.0, 0.1], dtype=torch.float64)
     Wn = normalize_digital(F, W, p)
     power = torch.linalg.matrix_norm(F @ Wn).square()
-    torch.testing.assert_close(power, p)  # sqrt(P_t) of the README fix, not P_t
+    torch.testing.assert_close(power, p)  # sqrt(P_t), docs/readings.md#003-eq9-sqrt
     Wn = normalize_digital(F, W, 10.0)
     torch.testing.assert_close(
         torch.linalg.matrix_norm(F @ Wn).square(), torch.full((3,), 10.0, dtype=torch.float64)
@@ -284,9 +284,9 @@ def test_zero_forcing_helpers() -> None:
         zf_equal_power_precoder(_crandn(2, 4, 3, seed=0), 1.0)
 
 
-# ---- known values (shared README, 003: N=32, K=M=4, 10 paths, 10 dB, E||h||^2 = 10) ------------
+# ---- known values (independent reference, 003: N=32, K=M=4, 10 paths, 10 dB, E||h||^2 = 10) --
 N_CH = 2000
-N_REF = 500  # the README's reference means are over 500 channels
+N_REF = 500  # the reference means are over 500 channels
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +298,7 @@ def sv_channels() -> torch.Tensor:
 
 def _close_to_reference(rates: torch.Tensor, reference: float) -> bool:
     # Tolerance: 3 standard errors of the difference of two Monte-Carlo means (ours over N_CH
-    # channels, the README's over 500 channels, both with the per-channel spread seen here).
+    # channels, the reference's over 500 channels, both with the per-channel spread seen here).
     std = float(rates.std())
     tol = 3.0 * math.sqrt(std**2 / N_CH + std**2 / N_REF)
     return abs(float(rates.mean()) - reference) < tol
@@ -310,7 +310,7 @@ def test_known_values_at_10db(sv_channels: torch.Tensor) -> None:
     assert _close_to_reference(fd, 17.50), float(fd.mean())
     F0, W0 = hybrid_initialization(H, p, n_rf=4)
     start = hybrid_sum_rate(H, F0, W0)
-    assert _close_to_reference(start, 15.2), float(start.mean())  # README: PGA start 15.15-15.2
+    assert _close_to_reference(start, 15.2), float(start.mean())  # reference: PGA start 15.15-15.2
     hzf = hybrid_sum_rate(H, F0, hybrid_zero_forcing(H, F0, p, allocation="equal"))
     assert _close_to_reference(hzf, 16.12), float(hzf.mean())
     # the eq. (9) scaling of (H F0)^-1 (equal received SNR) is clearly below the reference

@@ -252,7 +252,7 @@ def test_rate_invariances(seed) -> None:
 
 def test_panel_phase_rotation_is_not_an_invariance_with_readme_connectivity() -> None:
     # Derived: R(WA) = R(WAX) for invertible X, but a per-panel phase diag(c_p I_L) commutes
-    # with A only if every CPU input draws from a single panel. With the README A (ports 5-7
+    # with A only if every CPU input draws from a single panel. With the documented A (ports 5-7
     # of panel 2 feed inputs 0-4 together with panel 1's ports) it changes the rate; with the
     # partially connected A = I (T = L P) it does not.
     H, W, A = _setup(b=2, P=2, L=4, N=5, K=6, T=5)
@@ -291,7 +291,8 @@ def test_rank_deficient_combiner_uses_range_projector() -> None:
 
 
 def test_random_unit_modulus_start_anchor() -> None:
-    # README "004": an unoptimized random unit-modulus W0 is well below PGA+M's 0.88 (J = 10)
+    # independent reference (004): an unoptimized random unit-modulus W0 is well below
+    # PGA+M's 0.88 (J = 10)
     H, W, A = _setup(seed=7, b=100)
     rate = modular_average_user_rate(H, W, A, 1.0).mean().item()
     assert 0.70 < rate < 0.76  # observed 0.73 per-user nats at 0 dB, Scenario 1
@@ -299,7 +300,7 @@ def test_random_unit_modulus_start_anchor() -> None:
 
 def test_pga_momentum_reproduces_readme_anchor() -> None:
     # Algorithm 1 with the steepest-ascent direction 2 x eq. (9), constant mu = 1, beta = 0.9:
-    # README "004" reports 0.898 per-user nats after 10 iterations (Scenario 1, 0 dB).
+    # the independent reference reports 0.898 per-user nats after 10 iterations (Scenario 1, 0 dB).
     H, W, A = _setup(seed=3, b=60)
     prev = torch.zeros_like(W)
     for _ in range(10):
