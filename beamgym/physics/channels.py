@@ -176,8 +176,8 @@ def sparse_geometric_channel(
     :math:`\mathbf H_k = \bar{\mathbf H}_k / \sigma` (docs/readings.md#000-snr-sigma:
     :math:`\sigma`, not :math:`\sigma^2`). Randomness (all float64 on the CPU, then cast, so
     both precisions see the same channel to rounding): azimuths ``[B, K]``, gains
-    ``[B, K, L, 2]``, AOD perturbations ``[B, K, L]``, AOA perturbations ``[B, K, L]`` (the last only if
-    ``M > 1``).
+    ``[B, K, L, 2]``, AOD perturbations ``[B, K, L]``, AOA perturbations ``[B, K, L]`` (the
+    last only if ``M > 1``).
 
     Args:
         generator: CPU ``torch.Generator``, the only source of randomness.
