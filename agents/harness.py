@@ -64,8 +64,9 @@ class PolicyPredictor(Protocol):
     """Anything with SB3's ``predict`` (``stable_baselines3.common.type_aliases``).
 
     SB3 models, beamgym agents and user policies satisfy it. The harness calls it with a batch
-    of observations ``[B, obs_dim]`` (float32, the env's horizon-1 observation) and expects a
-    batch of actions ``[B, action_dim]`` in the env's action space ``[-1, 1]``.
+    of observations ``[B, obs_dim]`` (float32, the env's horizon-1 observation; ``B = 1`` for the
+    single-instance latency) and expects a batch of actions ``[B, action_dim]`` in the env's
+    action space ``[-1, 1]`` (actions outside it are clipped, as SB3 does).
     """
 
     def predict(
@@ -579,7 +580,7 @@ def _single_latency_predict(
     times = []
     with torch.no_grad():
         for i in range(min(count, n) + 1):  # +1: the first call warms up
-            obs = _observe(task, instances[i % n])[0]  # one observation, as env.reset gives
+            obs = _observe(task, instances[i % n])  # a batch of one: [1, obs_dim]
             t0 = time.perf_counter()
             policy.predict(obs, state=None, episode_start=None, deterministic=deterministic)
             times.append(time.perf_counter() - t0)
