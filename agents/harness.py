@@ -258,9 +258,12 @@ def evaluate_agent(
     task = agent_task or env_task or _task_of_set(instance_set)
     if path == "predict":
         _check_policy_spaces(agent, task, who)
-    # validated once: make_instance_set draws through the task, load_instance_set validates,
-    # a hand-built set is checked here (shapes, finiteness) and moved to the task's device
-    instances = task.validate_instance(instance_set.instances)
+    # validated once per set: make_instance_set draws through the task and load_instance_set
+    # validates; a hand-built set is checked here (type, shapes, finiteness), never per batch
+    instances = instance_set.instances
+    if not instance_set.validated:
+        instances = task.validate_instance(instances)
+    instances = instances.to(task.device)
     n = instances.batch_size
 
     metrics, rewards, projected, feasible = [], [], [], []

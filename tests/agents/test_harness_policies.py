@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -19,7 +20,13 @@ from stable_baselines3 import PPO
 import beamgym  # noqa: F401
 from agents.base import make_agent
 from agents.harness import PolicyPredictor, evaluate_agent
-from beamgym.datasets import make_instance_set, make_task
+from beamgym.datasets import (
+    InstanceSet,
+    load_instance_set,
+    make_instance_set,
+    make_task,
+    save_instance_set,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "beamgym/FullyDigitalFDD-v0"
@@ -172,8 +179,9 @@ def test_infeasible_designs_get_no_metric(monkeypatch: pytest.MonkeyPatch) -> No
         evaluate_agent(agent, ds)
 
 
-def test_instances_are_validated_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instances_are_validated_once_per_set(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     ds = make_instance_set(ENV, n=6, seed=1, **SMALL)
+    save_instance_set(tmp_path / "set.pt", ds)
     task = make_task(ENV, **SMALL)
     calls = []
     validate = type(task).validate_instance
@@ -183,11 +191,21 @@ def test_instances_are_validated_once_per_call(monkeypatch: pytest.MonkeyPatch) 
         return validate(self, instance)
 
     monkeypatch.setattr(type(task), "validate_instance", counting)
-    evaluate_agent(make_agent("mmse", task), ds, batch_size=2, single_instances=3)
-    assert calls == [6]
+    loaded = load_instance_set(tmp_path / "set.pt")
+    assert calls == [6] and loaded.validated and ds.validated  # load checks, sampling needs not
     calls.clear()
-    evaluate_agent(Constant(np.ones(task.action_dim)), ds, batch_size=2, single_instances=3)
-    assert calls == [6]
+    policy = Constant(np.ones(task.action_dim))
+    for s in (ds, loaded):  # not per batch, not for the single-instance latency
+        evaluate_agent(make_agent("mmse", task), s, batch_size=2, single_instances=3)
+        evaluate_agent(policy, s, batch_size=2, single_instances=3)
+    assert calls == []
+    by_hand = InstanceSet(ds.env_id, ds.env_kwargs, ds.seed, ds.instances)
+    res = evaluate_agent(make_agent("mmse", task), by_hand, batch_size=2, single_instances=3)
+    assert calls == [6]  # a hand-built set: checked once
+    np.testing.assert_array_equal(res.metric, evaluate_agent(make_agent("mmse", task), ds).metric)
+    bad = dataclasses.replace(ds.instances, H=ds.instances.H * float("nan"))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        evaluate_agent(make_agent("mmse", task), InstanceSet(ENV, ds.env_kwargs, 0, bad))
 
 
 def _readme_snippet() -> str:
