@@ -47,12 +47,17 @@ class InstanceSet:
         env_kwargs: Constructor keywords of the env configuration (no ``device``).
         seed: Seed of the CPU generator that drew the instances.
         instances: The batched instances (batch dimension first).
+        validated: Whether the instances are known to be valid for the configuration: drawn
+            by the env's own sampler (:func:`make_instance_set`) or checked with
+            ``task.validate_instance`` (:func:`load_instance_set`). The harness validates a
+            set built by hand (``validated=False``) once before scoring it.
     """
 
     env_id: str
     env_kwargs: dict[str, Any]
     seed: int
     instances: TensorDataclass
+    validated: bool = dataclasses.field(default=False, compare=False, repr=False)
 
     def __len__(self) -> int:
         return self.instances.batch_size
@@ -121,7 +126,7 @@ def make_instance_set(
     gen = torch.Generator(device="cpu").manual_seed(seed)
     parts = [task.sample(gen, min(chunk_size, n - i)) for i in range(0, n, chunk_size)]
     inst = type(parts[0]).cat(parts) if len(parts) > 1 else parts[0]
-    return InstanceSet(env_id, dict(env_kwargs), seed, inst.to(device))
+    return InstanceSet(env_id, dict(env_kwargs), seed, inst.to(device), validated=True)
 
 
 def save_instance_set(path: str | Path, dataset: InstanceSet) -> None:
@@ -141,7 +146,15 @@ def save_instance_set(path: str | Path, dataset: InstanceSet) -> None:
 
 
 def load_instance_set(path: str | Path, device: str | torch.device = "cpu") -> InstanceSet:
-    """Load a set written by :func:`save_instance_set` (``weights_only=True``: no code runs)."""
+    """Load a set written by :func:`save_instance_set` (``weights_only=True``: no code runs).
+
+    The instances are validated once here (type, shapes, finiteness) against the stored env
+    configuration, so the harness scores the loaded set without checking it again.
+
+    Raises:
+        ValueError: if the file is not a beamgym instance set, names an instance class outside
+            beamgym, or holds instances that do not fit its env configuration.
+    """
     data = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(data, dict) or data.get("format_version") != _FORMAT_VERSION:
         raise ValueError(f"{path} is not a beamgym instance set (format {_FORMAT_VERSION})")
@@ -152,4 +165,6 @@ def load_instance_set(path: str | Path, device: str | torch.device = "cpu") -> I
     inst = cls.from_dict(data["instances"])
     task = make_task(data["env_id"], **data["env_kwargs"])
     inst = task.validate_instance(inst)
-    return InstanceSet(data["env_id"], data["env_kwargs"], data["seed"], inst.to(device))
+    return InstanceSet(
+        data["env_id"], data["env_kwargs"], data["seed"], inst.to(device), validated=True
+    )

@@ -197,7 +197,7 @@ def print_table(results: list[AgentResult]) -> None:
         setting = ",".join(f"{k}={v}" for k, v in r.env_kwargs.items()) or "default"
         line = (
             f"{r.env_id.removeprefix('beamgym/'):20s} {setting[:18]:18s} {r.agent[:34]:34s} "
-            f"{s['metric_mean']:13.4f} ± {s['metric_ci95']:<8.4f}"
+            f"{s['metric_mean']:13.4f} ± {_ci(s['metric_ci95']):<8s}"
         )
         line += "".join(f" {s[k + '_mean']:18.4f}" for k in extra)
         line += f" {s['latency_batched_us']:11.1f} {s['latency_single_us']:10.1f}"
@@ -206,6 +206,11 @@ def print_table(results: list[AgentResult]) -> None:
         if r.trace is not None:
             pts = ", ".join(f"{t:.3f}" for t in r.trace[:: max(1, len(r.trace) // 10)])
             print(f"trace {r.agent}: {pts}")
+
+
+def _ci(half: float | None) -> str:
+    """The CI half-width, ``n/a`` where it is undefined (one instance)."""
+    return "n/a" if half is None else f"{half:.4f}"
 
 
 def write_outputs(results: list[AgentResult], out: Path) -> None:
@@ -254,7 +259,7 @@ def _plots(results: list[AgentResult], out: Path) -> None:
             for a, rs in snr_runs.items():
                 s = [r.summary() for r in rs]
                 x = [r.env_kwargs["snr_db"] for r in rs]
-                y, ci = [v["metric_mean"] for v in s], [v["metric_ci95"] for v in s]
+                y, ci = [v["metric_mean"] for v in s], [v["metric_ci95"] or 0.0 for v in s]
                 ax.errorbar(x, y, ci, label=a)
 
         figure("SNR (dB)", "metric_vs_snr.png", draw_snr)
@@ -274,7 +279,7 @@ def _plots(results: list[AgentResult], out: Path) -> None:
         def draw_outage(ax) -> None:
             for r in outage:
                 s = r.summary()
-                x, y, ci = s["outage_fraction_mean"], s["metric_mean"], s["metric_ci95"]
+                x, y, ci = s["outage_fraction_mean"], s["metric_mean"], s["metric_ci95"] or 0.0
                 ax.errorbar(x, y, ci, fmt="o", label=r.agent)
 
         figure("empirical outage (fraction of users)", "power_vs_outage.png", draw_outage)

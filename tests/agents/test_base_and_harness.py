@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 import agents
 import beamgym
@@ -43,6 +46,7 @@ def test_every_agent_runs_through_the_harness_and_predict(name: str, env_id: str
     agent = make_agent(name, task)
     ds = make_instance_set(env_id, n=4, seed=5, **kw)
     res = evaluate_agent(agent, ds, batch_size=3, trace=True, single_instances=1)
+    assert res.mode == "solve"
     assert res.metric.shape == (4,) and np.isfinite(res.metric).all()
     assert res.latency_batched_s > 0 and res.latency_single_s > 0
     assert res.trace is not None and np.isfinite(res.trace).all()
@@ -51,6 +55,13 @@ def test_every_agent_runs_through_the_harness_and_predict(name: str, env_id: str
     assert name in res.agent
     summary = res.summary()
     assert summary["n"] == 4 and np.isfinite(summary["metric_mean"])
+    json.dumps(summary, allow_nan=False)  # results.json stays valid JSON
+    # the Gymnasium path (observation -> predict -> env action map) scores the same designs as
+    # the batched solve path, on the same instances (fresh agents: the same random draws)
+    via_solve = evaluate_agent(make_agent(name, task), ds, mode="solve", single_instances=0)
+    via_predict = evaluate_agent(make_agent(name, task), ds, mode="predict", single_instances=1)
+    assert via_predict.mode == "predict" and via_predict.latency_single_s > 0
+    np.testing.assert_allclose(via_predict.metric, via_solve.metric, rtol=1e-5, atol=1e-6)
     env = gym.make(env_id, **kw)
     obs, _ = env.reset(seed=0)
     action, state = make_agent(name, env).predict(obs)
@@ -70,13 +81,38 @@ def test_harness_is_deterministic_and_checks_its_input() -> None:
         evaluate_agent(make_agent("random", "beamgym/FullyDigitalFDD-v0"), ds)
     with pytest.raises(ValueError, match="batch_size"):
         evaluate_agent(make_agent("random", env_id), ds, batch_size=0)
+    with pytest.raises(TypeError, match="instance_set must be a beamgym.datasets.InstanceSet"):
+        evaluate_agent(make_agent("random", env_id), [1, 2])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="agent must be a beamgym Agent or have predict"):
+        evaluate_agent(object(), ds)
+    with pytest.raises(ValueError, match="mode must be"):
+        evaluate_agent(make_agent("random", env_id), ds, mode="fast")  # type: ignore[arg-type]
+    # an agent built for another configuration is refused, naming the differing keywords
+    with pytest.raises(ValueError, match=r"another configuration .*K: agent 8 vs instance set 20"):
+        evaluate_agent(make_agent("random", make_task(env_id, K=8)), ds)
+    with pytest.raises(ValueError, match=r"precision: agent 'double' vs instance set 'single'"):
+        evaluate_agent(make_agent("random", make_task(env_id, precision="double")), ds)
 
 
-def test_mean_ci() -> None:
-    m, ci = mean_ci(np.array([1.0, 2.0, 3.0, 4.0]))
-    assert m == 2.5 and ci == pytest.approx(1.96 * np.std([1, 2, 3, 4], ddof=1) / 2)
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("n", [2, 5, 40])
+def test_mean_ci_is_the_student_t_interval(n: int) -> None:
+    x = np.random.default_rng(n).normal(3.0, 2.0, n)
+    m, ci = mean_ci(x)
+    lo, hi = stats.t.interval(0.95, n - 1, loc=x.mean(), scale=stats.sem(x))
+    assert m == pytest.approx(x.mean()) and ci == pytest.approx((hi - lo) / 2, rel=1e-12)
+    assert ci > 1.96 * x.std(ddof=1) / np.sqrt(n)  # wider than the normal interval
+
+
+def test_mean_ci_of_one_sample_is_undefined_and_json_safe() -> None:
+    m, ci = mean_ci(np.array([2.5]))
+    assert m == 2.5 and ci is None
+    with pytest.raises(ValueError, match="at least one sample"):
         mean_ci(np.array([]))
+    env_id = "beamgym/ModularUplink-v0"
+    ds = make_instance_set(env_id, n=1, seed=1)
+    s = evaluate_agent(make_agent("random", env_id, seed=3), ds, single_instances=0).summary()
+    assert s["metric_ci95"] is None and s["latency_single_us"] is None
+    assert json.loads(json.dumps(s, allow_nan=False))["metric_mean"] == s["metric_mean"]
 
 
 def test_save_load_roundtrip_and_config_mismatch(tmp_path) -> None:
