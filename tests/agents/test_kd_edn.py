@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from agents.base import CheckpointError
-from agents.classical.fully_digital import band_sum_rate, normalize_power, weighted_power
+from agents.rules.gradient import band_sum_rate
+from beamgym.physics.projections import normalize_power, weighted_power
 from agents.kd_edn.model import (
     KDEDN,
     EDNConfig,
