@@ -1,4 +1,4 @@
-r"""Agents of paper 000's fully digital solvers and hybrid baselines with predetermined analog beams.
+r"""Agents of paper 000's fully digital solvers and hybrid baselines with fixed analog beams.
 
 The agent classes are thin: the closed-form precoders live in :mod:`beamgym.physics.precoding`,
 the iterative rules in :mod:`agents.rules` (:func:`~agents.rules.gradient.gradient_ascent`,
@@ -44,7 +44,6 @@ References:
           distributed sum-utility maximization for a MIMO interfering broadcast channel",
           IEEE Trans. Signal Process. 59(9), 2011 (paper 000's ref. [4]).
 """
-
 
 from __future__ import annotations
 
@@ -92,7 +91,7 @@ _DESC_ENVS = "FDD, FarField steering, NearField TTD+PS (eq. (24) power)"
     description=f"MRT on the estimated (effective) channel, full power, 000 ref. [6]; {_DESC_ENVS}",
 )
 class MRTAgent(DigitalPrecoderAgent):
-    """Maximum ratio transmission on the estimated channel (:func:`~beamgym.physics.precoding.mrt_beamformer`)."""
+    """Maximum ratio transmission on the estimated channel (:func:`.precoding.mrt_beamformer`)."""
 
     def __init__(self, env: Any, **unknown: Any) -> None:
         check_hyperparameters(self, unknown, ())
@@ -108,7 +107,7 @@ class MRTAgent(DigitalPrecoderAgent):
     description=f"zero-forcing on the estimated channel, total-power scaling ({_DESC_ENVS})",
 )
 class ZFAgent(DigitalPrecoderAgent):
-    """Zero-forcing on the estimated channel (:func:`~beamgym.physics.precoding.zf_beamformer`); needs ``K M <= N``.
+    """Zero-forcing on the estimated channel (:func:`.precoding.zf_beamformer`); ``K M <= N``.
 
     ``last_info["rank_deficient"]`` flags instances solved with the pseudo-inverse.
     """
@@ -135,7 +134,7 @@ class ZFAgent(DigitalPrecoderAgent):
     description=f"RZF, MMSE-optimal regularization K sigma^2/P, total-power scaling; {_DESC_ENVS}",
 )
 class RZFAgent(DigitalPrecoderAgent):
-    r"""Regularized ZF with :math:`\alpha = KM\sigma^2/P` (:func:`~beamgym.physics.precoding.rzf_beamformer`)."""
+    r"""Regularized ZF with :math:`\alpha = KM\sigma^2/P` (:func:`.precoding.rzf_beamformer`)."""
 
     def __init__(self, env: Any, **unknown: Any) -> None:
         check_hyperparameters(self, unknown, ())
@@ -180,7 +179,7 @@ class MMSEAgent(DigitalPrecoderAgent):
     seed=0,
 )
 class GAAgent(DigitalPrecoderAgent):
-    r"""Gradient-ascent refinement (:func:`~agents.rules.gradient.gradient_ascent`) of an initial beamformer.
+    r"""Gradient-ascent refinement (:func:`.gradient_ascent`) of an initial beamformer.
 
     Args:
         env: The env or task.
@@ -289,7 +288,7 @@ class MMSEGAAgent(GAAgent):
     seed=0,
 )
 class WMMSEAgent(DigitalPrecoderAgent):
-    """WMMSE (:func:`~agents.rules.wmmse.wmmse`) from the MMSE (or a random) start, best of random restarts.
+    """WMMSE (:func:`.wmmse`) from the MMSE (or a random) start, best of random restarts.
 
     The designs from the main start (``init``) and from ``restarts`` extra random starts run
     as one batch; each instance keeps the design with the highest sum-rate on the ESTIMATED

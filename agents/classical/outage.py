@@ -16,7 +16,8 @@ Algorithm (:func:`greedy_hybrid_beamforming`), for one batch of instances at onc
 1. Initialization, paper 002 eq. (35): the :math:`M_{rf}` codewords with the largest scores
    :math:`\sum_i \check{\mathbf a}^H \hat{\mathbf R}_i \check{\mathbf a} /
    \mathrm{Tr}(\hat{\mathbf R}_i)`, with :math:`\hat{\mathbf R}_i = \hat{\mathbf h}_i
-   \hat{\mathbf h}_i^H` (default) or the known covariance (checked facts of paper 002: both give the same
+   \hat{\mathbf h}_i^H` (default) or the known covariance (checked facts of paper 002: both give the
+   same
    final power).
 2. For :math:`\ell = 1, \dots, L_{rf}` the RF chain :math:`r^{(\ell)} = ((\ell - 1) \bmod
    M_{rf}) + 1` is updated cyclically (checked facts of paper 002: choosing the best chain changes

@@ -76,6 +76,7 @@ __all__ = [
     "tune_pga_steps",
 ]
 
+
 # ---- references of paper 003 Fig. 2 -------------------------------------------------------------
 def fully_digital_zf_reference(
     instance: TensorDataclass, known: TensorDataclass | None = None

@@ -121,7 +121,8 @@ def gradient_ascent(
     \mathbf w}L]_a = 2\,\partial L/\partial\bar{\mathbf w}(a)`), in bit/s/Hz. Eq. (9) prints
     no projection; paper 000's network output is full power (Sec. III-A3) and the sum-rate
     optimum lies on the power sphere, so each step is re-normalized onto
-    :math:`\mathrm{tr}(\mathbf W^H\mathbf Q\mathbf W) = P` (:func:`~beamgym.physics.projections.normalize_power`: the
+    :math:`\mathrm{tr}(\mathbf W^H\mathbf Q\mathbf W) = P`
+    (:func:`~beamgym.physics.projections.normalize_power`: the
     Euclidean projection onto :math:`\|\mathbf W\|_F^2 = P` for :math:`\mathbf Q =
     \mathbf I`; eq. (24) for hybrid). With several subcarriers (``H`` 5-D) the gradient is
     that of the band-averaged rate.

@@ -41,7 +41,6 @@ while the same steps on the steepest-ascent direction gain 0.81; tested). A step
 equals a step ``mu * ln(2) / 2`` on the steepest-ascent direction.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -63,7 +63,7 @@ MO_FITS: tuple[str, ...] = ("subspace", "direct")
 
 
 def check_modular_task(env: Any, who: str) -> ModularUplinkTask:
-    """The ModularUplink-v0 task of ``env`` (an env or task); ValueError naming ``who`` otherwise."""
+    """The ModularUplink-v0 task of ``env`` (an env or task); ValueError naming ``who``."""
     task = task_of(env)
     if not isinstance(task, ModularUplinkTask):
         raise ValueError(
@@ -134,7 +134,7 @@ class ModularProblem:
 
     # -- structure: G = W A and back (paper 004 Sec. II-C, eq. 5) --
     def G(self, W: torch.Tensor) -> torch.Tensor:
-        """Equivalent combiner :math:`\\mathbf G = \\mathbf W\\mathbf A`, ``[..., M, T]``."""
+        r"""Equivalent combiner :math:`\mathbf G = \mathbf W\mathbf A`, ``[..., M, T]``."""
         g = W @ self.a3  # [..., P, N, L] @ [P, L, T] -> [..., P, N, T]
         return g.reshape(*W.shape[:-3], self.P * self.N, self.T)
 

@@ -117,7 +117,6 @@ def canonical_channel(H: torch.Tensor) -> torch.Tensor:
     )
 
 
-
 def initial_beamformer(
     init: str, prob: SolverProblem, seed: int = 0, n_random: int = 1
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -162,9 +161,8 @@ def initial_beamformer(
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
-
 def check_power_weight(Q: torch.Tensor | None, b: int, n: int, like: torch.Tensor) -> torch.Tensor:
-    """The power weight :math:`\\mathbf Q` as a ``[B, N, N]`` tensor (identity for ``None``).
+    r"""The power weight :math:`\mathbf Q` as a ``[B, N, N]`` tensor (identity for ``None``).
 
     Args:
         Q: ``None`` or complex ``[N, N]`` / ``[B, N, N]`` weight.

@@ -242,7 +242,8 @@ def wmmse(
     :math:`|R_t - R_{t-1}| \le \mathrm{tol}\,|R_{t-1}|`, or after ``max_iter`` transmit
     updates; converged instances are frozen, so the result of an instance does not depend
     on the rest of the batch. The returned ``W`` is then scaled to full power
-    (:func:`~beamgym.physics.projections.normalize_power`; a common scaling :math:`c \ge 1` never lowers the sum-rate).
+    (:func:`~beamgym.physics.projections.normalize_power`; a common scaling :math:`c \ge 1`
+    never lowers the sum-rate).
 
     Args:
         H: Complex ``[B, K, N]``, ``[B, K, M, N]`` or ``[B, F, K, M, N]`` channel (the

@@ -46,7 +46,8 @@ def mrt_beamformer(
     :math:`c > 0` to full power (total-power scaling).
     The precoder is designed on the given (effective) channel as if its power were
     :math:`\|\mathbf W\|_F^2` and then scaled to full power under ``power_weight``
-    (:func:`~beamgym.physics.projections.normalize_power`: total-power scaling, eq. (24) for hybrid), as paper 000 does
+    (:func:`~beamgym.physics.projections.normalize_power`: total-power scaling, eq. (24) for
+    hybrid), as paper 000 does
     with its MMSE baseline on the effective channel (Sec. IV-C).
 
     Args:
@@ -76,7 +77,8 @@ def zf_beamformer(
     positive definite) fall back to the Moore-Penrose pseudo-inverse and are flagged.
     The precoder is designed on the given (effective) channel as if its power were
     :math:`\|\mathbf W\|_F^2` and then scaled to full power under ``power_weight``
-    (:func:`~beamgym.physics.projections.normalize_power`: total-power scaling, eq. (24) for hybrid), as paper 000 does
+    (:func:`~beamgym.physics.projections.normalize_power`: total-power scaling, eq. (24) for
+    hybrid), as paper 000 does
     with its MMSE baseline on the effective channel (Sec. IV-C).
 
     Args:
@@ -122,7 +124,8 @@ def rzf_beamformer(
     :math:`c` to full power (total-power scaling).
     The precoder is designed on the given (effective) channel as if its power were
     :math:`\|\mathbf W\|_F^2` and then scaled to full power under ``power_weight``
-    (:func:`~beamgym.physics.projections.normalize_power`: total-power scaling, eq. (24) for hybrid), as paper 000 does
+    (:func:`~beamgym.physics.projections.normalize_power`: total-power scaling, eq. (24) for
+    hybrid), as paper 000 does
     with its MMSE baseline on the effective channel (Sec. IV-C).
 
     Args:
