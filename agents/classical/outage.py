@@ -11,33 +11,10 @@ analog codebook; Sec. V-A-3 uses it as two benchmarks:
   :math:`\gamma'_i = \gamma_i + \check\gamma` (in dB), where the margin is bisected until the
   nominal outage :math:`P_{out}` is attained on validation data (agent ``ghbf_marg``).
 
-Algorithm (:func:`greedy_hybrid_beamforming`), for one batch of instances at once:
-
-1. Initialization, paper 002 eq. (35): the :math:`M_{rf}` codewords with the largest scores
-   :math:`\sum_i \check{\mathbf a}^H \hat{\mathbf R}_i \check{\mathbf a} /
-   \mathrm{Tr}(\hat{\mathbf R}_i)`, with :math:`\hat{\mathbf R}_i = \hat{\mathbf h}_i
-   \hat{\mathbf h}_i^H` (default) or the known covariance (checked facts of paper 002: both give the
-   same
-   final power).
-2. For :math:`\ell = 1, \dots, L_{rf}` the RF chain :math:`r^{(\ell)} = ((\ell - 1) \bmod
-   M_{rf}) + 1` is updated cyclically (checked facts of paper 002: choosing the best chain changes
-   nothing), eq. (14): every codeword :math:`\check{\mathbf a}_a` is tried in its place and
-   the one with the smallest virtual-uplink power :math:`\mathbf 1^T \mathbf q^*` is kept,
-   eqs. (19)-(21). A codeword already used by another chain violates :math:`\mathrm{rank}\,
-   \mathbf A = M_{rf}` (eq. 6) and counts as infinite power (footnote 1), as does a trial
-   whose uplink problem is infeasible. The incumbent is kept unless a trial is strictly
-   better, so the design power never increases (the monotonicity of Sec. III).
-3. Each trial solves the virtual uplink problem (16) by the fixed point of [58, Alg. 2] with
-   the weighted noise :math:`\Psi_0 = \mathbf I` (eq. 4, unit-norm DFT codewords):
-   :math:`q_i \leftarrow \gamma_i / (\mathbf g_i^H (\sum_{j \ne i} q_j \mathbf g_j
-   \mathbf g_j^H + \Psi_0)^{-1} \mathbf g_i)` from :math:`\mathbf q = \mathbf 0`, with
-   :math:`\mathbf g_i = \mathbf A^H \hat{\mathbf h}_i`
-   (:func:`beamgym.physics.power.virtual_uplink_fixed_point`; the trials are ranked with
-   the same iteration written in the Gram domain, :func:`gram_uplink_power`, about 9x
-   faster on CPU and stopped as soon as a trial exceeds the incumbent's power).
-4. The downlink powers follow from the coupling matrix, eqs. (22)-(23)
-   (:func:`beamgym.physics.power.downlink_powers`), and are projected onto the power
-   constraint by eq. (34) (:func:`beamgym.physics.power.scale_to_pmax`).
+The algorithm (eq. 35 initialization, cyclic chain updates with eqs. 14 and 19-21, the virtual
+uplink fixed point of [58, Alg. 2], eqs. 22-23 and 34) is the pure batched rule
+:func:`agents.rules.greedy.greedy_hybrid_beamforming`; these agents pass it the known CSI and
+the (margin-raised) targets.
 
 Infeasible instances (uplink fixed point diverging or not converging, non-positive or
 undefined downlink powers of eq. 22, or a design power above :math:`P_{\max}`) are flagged in

@@ -27,17 +27,9 @@ pga_iteration`, lives in :mod:`agents.rules.pga`, shared with the unfolded model
 * :func:`tune_pga_steps` -- grid search of constant ``(mu, lambda)`` for a given ``I`` on
   training instances (the fair baseline of a learned ``I``-layer optimizer).
 
-Gradient convention ("003: log base" of the checked facts). Theorem 1 (eq. (10)-(11)) is the
-Wirtinger derivative :math:`\partial R/\partial\mathbf F^*` of the rate **in nats**: it drops
-the :math:`1/\ln 2` of the appendix's eq. (17)-(18). The steepest-ascent direction of the rate
-in bits is :math:`(2/\ln 2)\times` eq. (10). The step sizes here multiply **eq. (10)-(11)
-as printed** (:func:`beamgym.physics.metrics.hybrid_rate_gradients` with ``form="paper"``),
-because (a) Algorithm 1 inserts Theorem 1's expressions into eq. (6) and (8) unchanged, and
-(b) only this reading reproduces the independently checked trajectory of the paper's fixed
-steps ``mu = 0.01``, ``lambda = 1e-4`` (checked facts: 15.15 -> 15.74 bit/s/Hz, a gain of
-0.59 in 30 iterations with ``J = 1`` at 10 dB; this implementation gains 0.59 on 500 channels,
-while the same steps on the steepest-ascent direction gain 0.81; tested). A step ``mu`` here
-equals a step ``mu * ln(2) / 2`` on the steepest-ascent direction.
+Gradient convention: the step sizes multiply Theorem 1's eq. (10)-(11) as printed (the
+Wirtinger derivative of the rate in nats); see :mod:`agents.rules.pga`. A step ``mu`` here
+equals a step ``mu * ln(2) / 2`` on the steepest-ascent direction of the rate in bits.
 """
 
 from __future__ import annotations
