@@ -203,7 +203,7 @@ def rate_vs_qi(n: int, batch: int, qs: list[int]) -> dict:
 def feedback_reference(env_id: str, kw: dict) -> dict:
     task = make_task(env_id, **kw)
     x = task.known(task.sample(torch.Generator().manual_seed(0), 1))
-    from agents.classical.fully_digital import problem_from_known
+    from agents.rules.problem import problem_from_known
 
     H = problem_from_known(task, x).linear_channel
     reals = 2 * int(np.prod(H.shape[2:]))

@@ -45,7 +45,7 @@ import beamgym  # noqa: F401  (registers the envs)
 from agents import make_agent
 from agents.classical.modular import (
     DEFAULT_BETAS,
-    README_MUS,
+    TABLE1_MUS,
     WIDE_MUS,
     grid_search_pga_m,
 )
@@ -128,7 +128,7 @@ def main() -> None:
 
     # ---- tuning on the training channels only ----
     t0 = time.perf_counter()
-    mu500, beta500, table500 = grid_search_pga_m(task, train, 500, README_MUS, DEFAULT_BETAS)
+    mu500, beta500, table500 = grid_search_pga_m(task, train, 500, TABLE1_MUS, DEFAULT_BETAS)
     t_tune500 = time.perf_counter() - t0
     t0 = time.perf_counter()
     mu10, beta10, table10 = grid_search_pga_m(task, train, 10, WIDE_MUS, DEFAULT_BETAS)
@@ -299,7 +299,7 @@ def main() -> None:
         },
         "tuning": {
             "J500": {
-                "grid_mus": list(README_MUS),
+                "grid_mus": list(TABLE1_MUS),
                 "grid_betas": list(DEFAULT_BETAS),
                 "mu": mu500,
                 "beta": beta500,

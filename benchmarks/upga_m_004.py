@@ -45,7 +45,7 @@ import torch
 
 import beamgym  # noqa: F401  (registers the envs)
 from agents import make_agent
-from agents.classical.modular import DEFAULT_BETAS, README_MUS, WIDE_MUS, grid_search_pga_m
+from agents.classical.modular import DEFAULT_BETAS, TABLE1_MUS, WIDE_MUS, grid_search_pga_m
 from agents.pretrained import PRETRAINED_DIR
 from beamgym.datasets import make_instance_set, make_task
 
@@ -188,7 +188,7 @@ def part_transfer(n_test: int) -> dict[str, Any]:
     task = make_task(ENV, **SCEN3)
     test = make_instance_set(ENV, n=n_test, seed=TEST_SEED, **SCEN3)
     mu10, b10 = _tuned(task, 10, 128)
-    mu5, b5 = _tuned(task, 500, 32, README_MUS)
+    mu5, b5 = _tuned(task, 500, 32, TABLE1_MUS)
     smu, sb = _tuned(make_task(ENV, **SCEN4), 10, 128)
     entries = {
         "upga_m_10_from_scenario4": (
@@ -311,7 +311,7 @@ def part_power(n_test: int) -> dict[str, Any]:
     utest = make_instance_set(ENV, n=n_test, seed=TEST_SEED, **SCEN2)
     mu10, b10 = _tuned(task, 10, 128)
     umu10, ub10 = _tuned(utask, 10, 128)
-    umu5, ub5 = _tuned(utask, 500, 32, README_MUS)
+    umu5, ub5 = _tuned(utask, 500, 32, TABLE1_MUS)
     entries = {
         "upga_m_sparse_10": (
             make_agent("upga_m_sparse", task),

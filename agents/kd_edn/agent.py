@@ -29,15 +29,7 @@ from typing import Any
 import torch
 
 from agents.base import CheckpointError, _env_id_of, register_agent
-from agents.classical.fully_digital import (
-    ETA_RULES,
-    SolverProblem,
-    _Base000Agent,
-    _check_choice,
-    _reject_unknown,
-    gradient_ascent,
-    problem_from_known,
-)
+from agents.common import DigitalPrecoderAgent, check_choice, check_hyperparameters
 from agents.kd_edn.model import feedback_bits, huffman_code, quantization_symbols
 from agents.kd_edn.train import KD_EDN_ENVS, load_checkpoint
 from agents.pretrained import (
@@ -48,6 +40,8 @@ from agents.pretrained import (
     pretrained_dir,
     resolve_checkpoint,
 )
+from agents.rules.gradient import ETA_RULES, gradient_ascent
+from agents.rules.problem import SolverProblem, problem_from_known
 from beamgym._validation import check_int, check_positive
 from beamgym.structures import TensorDataclass
 
@@ -77,7 +71,7 @@ def train_command(agent: str, env_id: str, env_kwargs: dict[str, Any] | None = N
     return shlex.join([*cmd, "--out", str(out)])
 
 
-class KDEDNAgent(_Base000Agent):
+class KDEDNAgent(DigitalPrecoderAgent):
     r"""A trained KD-EDN model as an agent (paper 000 Algorithm 1, inference stage).
 
     Args:
@@ -112,14 +106,14 @@ class KDEDNAgent(_Base000Agent):
         **unknown: Any,
     ) -> None:
         valid = ("checkpoint", "q_infer", "eta", "eta_rule", "feedback_noise", "seed")
-        _reject_unknown(self, unknown, valid)
+        check_hyperparameters(self, unknown, valid)
         name = type(self).registry_name or "kd_edn"
         q_default = VARIANTS.get(name, ("", 10, ()))[1]
         q_infer = q_default if q_infer is None else q_infer
         check_int(q_infer, "q_infer", minimum=0)
         if eta is not None:
             check_positive(eta, "eta")
-        _check_choice(eta_rule, "eta_rule", ETA_RULES)
+        check_choice(eta_rule, "eta_rule", ETA_RULES)
         check_int(seed, "seed", minimum=0)
         if not isinstance(feedback_noise, bool):
             raise ValueError(f"feedback_noise must be True or False, got {feedback_noise!r}")
@@ -225,12 +219,12 @@ class KDEDNAgent(_Base000Agent):
     def solve(self, known: TensorDataclass) -> Any:
         r"""Beamformers :math:`\mathbf W_{Q_i}` of a batch (the env's structured beamformer)."""
         prob = problem_from_known(self.task, known)
-        return self._wrap(known, self._run(prob, known, trace=False)[0])
+        return self.beamformer(known, self._run(prob, known, trace=False)[0])
 
     def solve_trace(self, known: TensorDataclass) -> list[Any]:
         """``[W_0, W_1, ..., W_{Q_i}]``: the decoder's output and every step of eq. (9)."""
         prob = problem_from_known(self.task, known)
-        return [self._wrap(known, W) for W in self._run(prob, known, trace=True)]
+        return [self.beamformer(known, W) for W in self._run(prob, known, trace=True)]
 
 
 def _register(name: str) -> None:

@@ -53,8 +53,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.classical.fully_digital import band_sum_rate, gradient_ascent, normalize_power
-from beamgym.physics.metrics import mmse_beamformer
+from agents.rules.gradient import band_sum_rate, gradient_ascent
+from beamgym.physics.precoding import mmse_beamformer
+from beamgym.physics.projections import normalize_power
 
 __all__ = [
     "EDNConfig",

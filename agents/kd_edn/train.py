@@ -47,13 +47,6 @@ from typing import Any
 import torch
 
 from agents.base import CheckpointError
-from agents.classical.fully_digital import (
-    DEFAULT_ETA,
-    SolverProblem,
-    band_sum_rate,
-    normalize_power,
-    problem_from_known,
-)
 from agents.kd_edn.model import (
     CHANNEL_LOSSES,
     KDEDN,
@@ -66,9 +59,12 @@ from agents.kd_edn.model import (
     user_errors,
 )
 from agents.pretrained import env_config_dict
+from agents.rules.gradient import DEFAULT_ETA, band_sum_rate
+from agents.rules.problem import SolverProblem, problem_from_known
 from beamgym.datasets import make_task as make_env_task
 from beamgym.envs.base import BeamformingTask
-from beamgym.physics.metrics import mmse_beamformer
+from beamgym.physics.precoding import mmse_beamformer
+from beamgym.physics.projections import normalize_power
 
 __all__ = [
     "ALPHA_MODES",

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from agents.base import Agent, CheckpointError, register_agent
-from agents.classical.pga_hybrid import _check_known, _check_task
 from agents.pretrained import check_env_config, pretrained_dir, resolve_checkpoint
+from agents.rules.pga import check_pga_known, check_pga_task
 from agents.unfolded_pga.train import (
     COMMITTED_RECIPE,
     ENV_ID,
@@ -117,7 +117,7 @@ class UnfoldedPGAAgent(Agent):
         if checkpoint is not None and not isinstance(checkpoint, str | Path):
             raise ValueError(f"checkpoint must be a path or None, got {checkpoint!r}")
         super().__init__(env, checkpoint=None if checkpoint is None else str(checkpoint))
-        self.task = _check_task(self)
+        self.task = check_pga_task(self.task, self.registry_name)
         if checkpoint is None:
             found, command = default_checkpoint(self.task)
             path = resolve_checkpoint(found, "unfolded_pga", ENV_ID, command)
@@ -134,7 +134,7 @@ class UnfoldedPGAAgent(Agent):
         self.last_info: dict[str, torch.Tensor] = {}
 
     def _run(self, known: TensorDataclass) -> list[HybridBeamformer]:
-        known = _check_known(self.task, known)
+        known = check_pga_known(self.task, known)
         with torch.no_grad():
             return self.model(known.H_est, known.power, known.noise_var)
 

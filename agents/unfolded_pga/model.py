@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.classical.pga_hybrid import PAPER_LAMBDA, PAPER_MU, pga
+from agents.rules.pga import PAPER_LAMBDA, PAPER_MU, pga
 from beamgym.physics.metrics import hybrid_sum_rate
 from beamgym.structures import HybridBeamformer
 

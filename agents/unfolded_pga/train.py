@@ -34,8 +34,9 @@ from typing import Any
 import torch
 
 from agents.base import CheckpointError
-from agents.classical.pga_hybrid import PAPER_LAMBDA, PAPER_MU, tune_pga_steps
+from agents.classical.pga_hybrid import tune_pga_steps
 from agents.pretrained import env_config_dict, load_blob
+from agents.rules.pga import PAPER_LAMBDA, PAPER_MU
 from agents.unfolded_pga.model import LOSSES, PARAMETRIZATIONS, UnfoldedPGA, unfolded_pga_loss
 from beamgym.datasets import make_instance_set, make_task
 from beamgym.envs.base import BeamformingTask

@@ -37,13 +37,13 @@ import torch
 from torch import nn
 
 from agents.base import Agent, CheckpointError, register_agent
-from agents.classical.modular import _Model, _modular_task
 from agents.pretrained import (
     check_env_config,
     env_config_dict,
     load_blob,
     resolve_checkpoint,
 )
+from agents.rules.pga_momentum import ModularProblem, check_modular_task
 from agents.upga_m.model import ENV_ID
 from beamgym._validation import check_int, check_positive
 from beamgym.envs.modular_uplink import ModularUplinkKnown, ModularUplinkTask
@@ -170,7 +170,7 @@ class CNNTrainConfig:
 
 
 def _rate(task: ModularUplinkTask, known: ModularUplinkKnown, W: torch.Tensor) -> torch.Tensor:
-    return _Model(task, known).rate(W.to(task.cdtype)) / task.config.K
+    return ModularProblem(task, known).rate(W.to(task.cdtype)) / task.config.K
 
 
 def train_cnn(
@@ -313,7 +313,7 @@ class CNNAgent(Agent):
         unknown = set(hp) - {"checkpoint"}
         if unknown:
             raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for cnn_004")
-        task = _modular_task(env, "cnn_004")
+        task = check_modular_task(env, "cnn_004")
         super().__init__(task)
         self.task: ModularUplinkTask = task
         path = resolve_checkpoint(hp["checkpoint"], "cnn_004", ENV_ID, CNN_TRAIN_COMMAND)

@@ -28,7 +28,7 @@ Conventions (shared with :mod:`agents.classical.modular`, whose gradient code is
   derivative; the factor 2 is kept explicit), so :math:`\boldsymbol\alpha_j = \mu` reproduces
   ``pga_m`` exactly (tested);
 * :math:`\mathbf W_{-1} = \mathbf 0` (Algorithm 1 "Init") and a random unit-modulus
-  :math:`\mathbf W_0` (:func:`~agents.classical.modular.random_unit_modulus_panels`, the same
+  :math:`\mathbf W_0` (:func:`~agents.rules.pga_momentum.random_unit_modulus_panels`, the same
   start as the classical solvers for the same ``seed``), projected onto the feasible set;
 * the ℓ1 direction :math:`e^{j\angle\mathbf W}` is 0 at deactivated entries (subgradient).
 
@@ -56,17 +56,19 @@ from typing import Any
 import torch
 
 from agents.base import Agent, CheckpointError, register_agent
-from agents.classical.modular import (
-    _Model,
-    _modular_task,
-    random_unit_modulus_panels,
-)
 from agents.pretrained import (
     check_env_config,
     env_config_dict,
     load_blob,
     pretrained_dir,
     resolve_checkpoint,
+)
+from agents.rules.pga_momentum import (
+    ModularProblem,
+    check_modular_task,
+    l1_direction,
+    pga_momentum_step,
+    random_unit_modulus_panels,
 )
 from beamgym._validation import check_int, check_number, check_positive
 from beamgym.envs.modular_uplink import ModularUplinkKnown, ModularUplinkTask
@@ -295,14 +297,6 @@ def surrogate_projection(
     )
 
 
-def l1_direction(W: torch.Tensor) -> torch.Tensor:
-    r""":math:`e^{j\angle\mathbf W}` of eq. (17), 0 at zero entries; differentiable (no NaN)."""
-    mag = W.abs()
-    nz = mag > 0
-    safe = torch.where(nz, mag, torch.ones_like(mag))
-    return torch.where(nz, W / safe, torch.zeros_like(W))
-
-
 # ---- the unfolded optimizer -------------------------------------------------------------------
 def unfolded_layer(
     W: torch.Tensor,
@@ -332,8 +326,7 @@ def unfolded_layer(
     Returns:
         ``[b, P, N, L]`` complex :math:`\mathbf W_{j+1}`.
     """
-    D = grad if lam is None else grad - lam * l1_direction(W)  # eq. (17)
-    return project(W + alpha * D + beta * (W - W_prev))  # lines 3-5
+    return pga_momentum_step(W, W_prev, grad, alpha, beta, lam, project)  # the classical step
 
 
 def unfolded_pga_m(
@@ -378,7 +371,7 @@ def unfolded_pga_m(
         )
     if use_lam is None:
         use_lam = c.constraint in ("sparse", "sparse_quantized")
-    model = _Model(task, known)
+    model = ModularProblem(task, known)
     th = {k: v.to(device=task.device, dtype=task.rdtype) for k, v in theta.items()}
     if soft:
 
@@ -533,7 +526,7 @@ class UPGAMAgent(Agent):
         unknown = set(hp) - {"checkpoint", "variant", "panel_transfer", "seed", "J"}
         if unknown:
             raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for {self._name()}")
-        task = _modular_task(env, self._name())
+        task = check_modular_task(env, self._name())
         if hp["panel_transfer"] not in PANEL_TRANSFERS:
             raise ValueError(
                 f"panel_transfer must be one of {PANEL_TRANSFERS}, got {hp['panel_transfer']!r}"
@@ -654,7 +647,7 @@ class UPGAMAgent(Agent):
         iterates, stalled = self._run(known)
         W = iterates[-1]
         with torch.no_grad():
-            rate = _Model(self.task, known).rate(W) / self.task.config.K
+            rate = ModularProblem(self.task, known).rate(W) / self.task.config.K
             fixed = ~self.task._changed(W, self.task.project(W))
             fin = torch.isfinite(torch.view_as_real(W)).flatten(1).all(-1)
             info = {

@@ -35,13 +35,9 @@ from typing import Any
 
 import torch
 
-from agents.classical.modular import (
-    DEFAULT_BETAS,
-    WIDE_MUS,
-    grid_search_pga_m,
-    random_unit_modulus_panels,
-)
+from agents.classical.modular import DEFAULT_BETAS, WIDE_MUS, grid_search_pga_m
 from agents.pretrained import env_config_dict, load_blob
+from agents.rules.pga_momentum import random_unit_modulus_panels
 from agents.upga_m.model import (
     CHECKPOINT_FORMAT,
     ENV_ID,

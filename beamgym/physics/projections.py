@@ -17,7 +17,7 @@ import math
 import torch
 
 from beamgym._validation import check_int, check_nonnegative, check_positive, check_tensor
-from beamgym.physics.metrics import _as_power
+from beamgym.physics.metrics import as_power
 
 __all__: list[str] = []
 
@@ -35,6 +35,8 @@ __all__ += [
     "power_violation",
     "project_total_power",
     "normalize_total_power",
+    "weighted_power",
+    "normalize_power",
     "hybrid_power",
     "normalize_hybrid_power",
     "clip_hybrid_power",
@@ -62,6 +64,11 @@ def _check_bf_000(W: torch.Tensor, name: str = "W") -> torch.Tensor:
     return check_tensor(W, name, min_ndim=2, complex_=True)
 
 
+def _sum_squares(W: torch.Tensor) -> torch.Tensor:
+    """Real ``[B]`` squared Frobenius norm of a complex ``[B, ...]`` tensor, unchecked."""
+    return torch.view_as_real(W.resolve_conj()).flatten(1).square().sum(-1)
+
+
 def total_power(W: torch.Tensor) -> torch.Tensor:
     r"""Transmit power :math:`\|\mathbf W\|_F^2` per instance, paper 000 eq. (8).
 
@@ -72,7 +79,7 @@ def total_power(W: torch.Tensor) -> torch.Tensor:
         Real ``[B]`` power (linear).
     """
     _check_bf_000(W)
-    return torch.view_as_real(W.resolve_conj()).flatten(1).square().sum(-1)
+    return _sum_squares(W)
 
 
 def power_violation(W: torch.Tensor, P: float | torch.Tensor) -> torch.Tensor:
@@ -140,12 +147,101 @@ def normalize_total_power(W: torch.Tensor, P: float | torch.Tensor) -> torch.Ten
 
     Returns:
         Complex tensor of ``W``'s shape with :math:`\|\cdot\|_F^2 = P` (or zero).
+        Same map as :func:`normalize_power` with no weight.
     """
-    pw = total_power(W)
-    p = _budget_000(P, W.shape[0], W)
-    norm, nz = _safe_norm_000(pw)
-    factor = torch.where(nz, torch.sqrt(p) / norm, torch.zeros_like(pw))
-    return _scale_000(W, factor)
+    return normalize_power(W, P)
+
+
+def weighted_power(W: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Transmit power :math:`\mathrm{tr}(\mathbf W^H\mathbf Q\mathbf W)`, paper 000 eq. (8)/(23).
+
+    With :math:`\mathbf Q = (\mathbf W^a)^H\mathbf W^a` this is the hybrid power
+    :math:`\|\mathbf W^a\mathbf W\|_F^2` of eq. (23); ``None`` means :math:`\mathbf Q =
+    \mathbf I` (:math:`\|\mathbf W\|_F^2`, eq. (8)). A ``[B, F, N, N]`` weight holds one
+    Gram matrix per subcarrier and gives the band-averaged power :math:`\frac1F\sum_f
+    \mathrm{tr}(\mathbf W^H\mathbf Q_f\mathbf W)` (NearFieldHybrid's wideband option, the
+    form its action map normalizes).
+
+    Args:
+        W: Complex ``[B, N, S]`` (digital) beamformer.
+        weight: ``None`` or complex Hermitian PSD :math:`\mathbf Q`: ``[N, N]``, ``[B, N, N]``
+            or ``[B, F, N, N]``.
+
+    Returns:
+        Real ``[B]`` power (linear), computed in double precision when ``weight`` is given
+        (with an ill-conditioned :math:`\mathbf Q` the quadratic form cancels heavily) and
+        cast back to ``W``'s real dtype.
+    """
+    if weight is None:
+        return total_power(W)
+    check_tensor(W, "W", ndim=3, complex_=True, finite=False)
+    check_tensor(weight, "weight", complex_=True)
+    b, n = W.shape[0], W.shape[1]
+    W64 = W.to(torch.complex128)
+    if weight.ndim == 4 and weight.shape[0] == b and weight.shape[2:] == (n, n):
+        quad = torch.einsum("bfrs,brk,bsk->bf", weight.to(torch.complex128), W64.conj(), W64)
+        return quad.real.clamp_min(0.0).mean(-1).to(W.real.dtype)
+    Q = weight.expand(b, *weight.shape) if weight.ndim == 2 else weight
+    if Q.shape != (b, n, n):
+        raise ValueError(
+            f"weight must be [N, N], [B, N, N] or [B, F, N, N] with B={b}, N={n}, got "
+            f"{tuple(weight.shape)}"
+        )
+    Q64 = Q.to(torch.complex128)
+    pw = torch.einsum("bns,bnm,bms->b", W64.conj(), Q64, W64).real.clamp_min(0.0)
+    return pw.to(W.real.dtype)
+
+
+def normalize_power(
+    W: torch.Tensor,
+    power: float | torch.Tensor,
+    weight: torch.Tensor | None = None,
+    *,
+    analog: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Full-power scaling: the ONE normalization of beamgym (papers 000 and 003).
+
+    .. math:: \mathbf W \leftarrow \sqrt P\,\frac{\mathbf W}{\sqrt{p(\mathbf W)}},\qquad
+              p(\mathbf W) = \begin{cases}\|\mathbf W\|_F^2 & \text{paper 000 Sec. III-A3,
+              eq. (8)}\\ \mathrm{tr}(\mathbf W^H\mathbf Q\mathbf W) & \text{weighted,
+              eq. (23)}\\ \|\mathbf F\mathbf W\|_F^2 & \text{hybrid, 000 eq. (24) / 003
+              eq. (9)}\end{cases}
+
+    The first form is paper 000's normalization layer (Sec. III-A3), the Euclidean
+    projection onto the power sphere :math:`\|\mathbf W\|_F^2 = P`; the weighted form with
+    :math:`\mathbf Q = (\mathbf W^a)^H\mathbf W^a` and the analog form are the hybrid
+    normalization eq. (24) of paper 000 (= eq. (9) of paper 003 with the square root). The
+    analog form evaluates :math:`\|\mathbf F\mathbf W\|_F^2` from the product in ``W``'s
+    precision, as the envs' action maps do; the weighted form works in double precision
+    (:func:`weighted_power`). A common scaling :math:`c > 1` raises every SINR, so the
+    sum-rate optimum lies on this sphere. A beamformer of zero power maps to zero (never
+    NaN, finite gradients).
+
+    Args:
+        W: Complex ``[B, ...]`` beamformer (``[B, N, S]`` with ``weight`` or ``analog``).
+        power: Budget :math:`P` (linear): a positive number or a real ``[B]`` tensor.
+        weight: ``None`` or :math:`\mathbf Q` (``[N, N]``, ``[B, N, N]`` or ``[B, F, N, N]``,
+            see :func:`weighted_power`).
+        analog: ``None`` or the complex ``[B, N_ant, N]`` / ``[N_ant, N]`` analog precoder
+            :math:`\mathbf F` (exclusive with ``weight``).
+
+    Returns:
+        Complex tensor of ``W``'s shape and dtype at power :math:`P` (or zero).
+    """
+    if weight is not None and analog is not None:
+        raise ValueError("give the power weight Q or the analog precoder F, not both")
+    check_tensor(W, "W", min_ndim=2, complex_=True, finite=False)
+    if analog is not None:
+        check_tensor(analog, "analog", min_ndim=2, complex_=True, finite=False)
+        pw = _sum_squares(analog @ W)
+    elif weight is None:
+        pw = _sum_squares(W)
+    else:
+        pw = weighted_power(W, weight)
+    p = as_power(power, W.shape[0], W)
+    nz = pw > 0
+    scale = torch.where(nz, torch.sqrt(p / torch.where(nz, pw, torch.ones_like(pw))), 0.0 * pw)
+    return _scale_000(W, scale)
 
 
 def _check_hybrid_000(W_a: torch.Tensor, W_D: torch.Tensor) -> None:
@@ -198,10 +294,8 @@ def normalize_hybrid_power(
     Returns:
         Complex ``[B, N_RF, K*M]`` digital precoder.
     """
-    pw = hybrid_power(W_a, W_D)
-    p = _budget_000(P, W_D.shape[0], W_D)
-    norm, nz = _safe_norm_000(pw)
-    return _scale_000(W_D, torch.where(nz, torch.sqrt(p) / norm, torch.zeros_like(pw)))
+    _check_hybrid_000(W_a, W_D)
+    return normalize_power(W_D, P, analog=W_a)
 
 
 def clip_hybrid_power(
@@ -285,14 +379,12 @@ def normalize_digital(
             f"F [B, N, M] and W [B, M, K] must match in B and M and share a dtype, got "
             f"{tuple(F.shape)} {F.dtype} and {tuple(W.shape)} {W.dtype}"
         )
-    p = _as_power(power, F.shape[0], F)
-    norm = torch.linalg.matrix_norm(F @ W)  # Frobenius, [B]
-    if bool((norm == 0).any()):
+    if bool((torch.linalg.matrix_norm(F @ W) == 0).any()):
         raise ValueError(
             "F @ W is zero for some batch entries, so eq. (9) cannot scale W to the power "
             "budget; pass a digital precoder with F @ W != 0"
         )
-    return W * (torch.sqrt(p) / norm).to(W.dtype)[:, None, None]
+    return normalize_power(W, power, analog=F)
 
 
 def aligned_analog_precoder(H: torch.Tensor) -> torch.Tensor:
@@ -402,7 +494,7 @@ def hybrid_zero_forcing(
     U = torch.linalg.pinv(H @ F)  # [B, M, K]
     if allocation == "total":
         return normalize_digital(F, U, power)
-    p = _as_power(power, b, H)
+    p = as_power(power, b, H)
     col = torch.linalg.vector_norm(F @ U, dim=-2, keepdim=True)  # ||F u_k||, [B, 1, K]
     return U / col * torch.sqrt(p / k).to(H.dtype)[:, None, None]
 

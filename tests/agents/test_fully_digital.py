@@ -14,19 +14,12 @@ import torch
 
 import agents  # noqa: F401  (registers the agents)
 from agents.base import Agent, CheckpointError, make_agent
-from agents.classical.fully_digital import (
-    band_sum_rate,
-    gradient_ascent,
-    mrt_beamformer,
-    normalize_power,
-    problem_from_known,
-    rzf_beamformer,
-    weighted_power,
-    wmmse,
-    zf_beamformer,
-)
+from agents.rules.gradient import band_sum_rate, gradient_ascent
+from agents.rules.problem import problem_from_known
+from agents.rules.wmmse import wmmse
 from beamgym.datasets import make_task
-from beamgym.physics.metrics import mmse_beamformer
+from beamgym.physics.precoding import mmse_beamformer, mrt_beamformer, rzf_beamformer, zf_beamformer
+from beamgym.physics.projections import normalize_power, weighted_power
 from beamgym.structures import HybridBeamformer
 
 FDD = "beamgym/FullyDigitalFDD-v0"

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from agents.base import CheckpointError
-from agents.classical.fully_digital import band_sum_rate, normalize_power, weighted_power
 from agents.kd_edn.model import (
     KDEDN,
     EDNConfig,
@@ -35,7 +34,9 @@ from agents.kd_edn.train import (
     train_kd_edn,
     training_view,
 )
+from agents.rules.gradient import band_sum_rate
 from beamgym.physics.metrics import mmse_beamformer
+from beamgym.physics.projections import normalize_power, weighted_power
 
 TINY = dict(
     env_kwargs={"N": 8, "K": 2, "L": 2},

@@ -13,11 +13,10 @@ import agents.classical.modular as mod
 import beamgym  # noqa: F401  (registers the envs)
 from agents import make_agent, registered_agents
 from agents.base import Agent
-from agents.classical.modular import (
-    ManifoldOptimizationAgent,
-    PGAMGridAgent,
+from agents.classical.modular import ManifoldOptimizationAgent, PGAMGridAgent, grid_search_pga_m
+from agents.rules.pga_momentum import (
+    ModularProblem,
     fully_digital_subspace,
-    grid_search_pga_m,
     pga_momentum,
     random_unit_modulus_panels,
     rate_and_gradient,
@@ -293,7 +292,7 @@ def test_line_search_is_monotone_and_beats_fixed_steps() -> None:
     task, inst, known = _data(16)
     agent = make_agent("line_search", task)
     trace = agent.solve_trace(known)
-    model = mod._Model(task, known)
+    model = ModularProblem(task, known)
     rates = torch.stack([model.rate(W) for W in trace])  # [J + 1, batch] on H_est
     assert bool((rates[1:] >= rates[:-1] - 1e-4).all())
     final = _mean_metric(task, trace[-1], inst)

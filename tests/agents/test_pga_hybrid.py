@@ -13,14 +13,8 @@ import torch
 import agents  # noqa: F401  (registers the agents)
 from agents.base import Agent, make_agent
 from agents.classical import random_agent  # noqa: F401  (registered even if tests/agents shadows)
-from agents.classical.pga_hybrid import (
-    PAPER_LAMBDA,
-    PAPER_MU,
-    fully_digital_zf_reference,
-    pga,
-    pga_iteration,
-    tune_pga_steps,
-)
+from agents.classical.pga_hybrid import fully_digital_zf_reference, tune_pga_steps
+from agents.rules.pga import PAPER_LAMBDA, PAPER_MU, pga, pga_iteration
 from beamgym.datasets import make_instance_set, make_task
 from beamgym.envs.far_field_hybrid import FarFieldHybridKnown
 from beamgym.physics.metrics import hybrid_rate_gradients, hybrid_sum_rate

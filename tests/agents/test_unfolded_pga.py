@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agents.base import Agent, CheckpointError, make_agent
-from agents.classical.pga_hybrid import PAPER_LAMBDA, PAPER_MU, pga
+from agents.rules.pga import PAPER_LAMBDA, PAPER_MU, pga
 from agents.unfolded_pga import cli
 from agents.unfolded_pga.agent import UnfoldedPGAAgent
 from agents.unfolded_pga.model import UnfoldedPGA, unfolded_pga_loss

@@ -12,7 +12,7 @@ import torch
 import beamgym  # noqa: F401  (registers the envs)
 from agents import make_agent
 from agents.base import Agent, CheckpointError
-from agents.classical.modular import pga_momentum, random_unit_modulus_panels, rate_and_gradient
+from agents.rules.pga_momentum import pga_momentum, random_unit_modulus_panels, rate_and_gradient
 from agents.upga_m import cli
 from agents.upga_m.cnn import CNNBeamformer, CNNTrainConfig, save_cnn_checkpoint, train_cnn
 from agents.upga_m.model import (
