@@ -30,7 +30,9 @@ from beamgym.envs.base import (
     BeamformingEnv,
     BeamformingTask,
     BeamformingVectorEnv,
+    check_instance_snr_db,
     check_snr_set,
+    raise_if_infeasible,
     sample_snr_db,
 )
 from beamgym.envs.fully_digital_fdd import expected_csi_nmse_db
@@ -151,6 +153,12 @@ class NearFieldHybridConfig:
             check_int(getattr(self, name), name)
         if self.N > 4096:
             raise ValueError(f"N = S*n = {self.N} antennas is too large; reduce S or n")
+        if self.K > self.N:
+            raise ValueError(
+                f"hybrid beamforming needs K <= N_RF <= N (here N_RF = K, one RF chain per user, "
+                f"paper 000 Sec. IV-B), got K={self.K} and N = S*n = {self.N}; lower K or "
+                "raise S or n"
+            )
         lam = check_positive(self.wavelength, "wavelength")
         check_positive(self.spacing, "spacing")
         rc = check_positive(self.r_c, "r_c")
@@ -473,6 +481,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
                     f"instance.{name} must have shape [B, {', '.join(map(str, shape))}] and "
                     f"dtype {dtype} for this config, got {tuple(t.shape)} {t.dtype}"
                 )
+        check_instance_snr_db(inst.snr_db)
         if bool((inst.power <= 0).any()):
             raise ValueError("instance.power (P, linear) must be > 0")
         if bool((inst.power != float(c.P)).any()):
@@ -633,7 +642,11 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(
-        self, beamformer: HybridBeamformer, instance: NearFieldHybridInstance
+        self,
+        beamformer: HybridBeamformer,
+        instance: NearFieldHybridInstance,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
         r"""Sum-rate (bit/s/Hz) on the TRUE effective channel, eq. (33), band-averaged.
 
@@ -643,7 +656,9 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
 
         with :math:`\mathbf g_{k,f}^T = \mathbf h_{k,f}^T\mathbf W^a_f` (``F = 1``: eq. (33)
         exactly). Differentiable in the digital precoder; evaluated as given:
-        ``feasible`` flags band-averaged power :math:`\le P(1 + 10^{-4})`.
+        ``feasible`` flags band-averaged power :math:`\le P(1 + 10^{-4})` (eq. (34)); an
+        infeasible design raises ``ValueError`` naming the power excess unless
+        ``check_feasible=False``.
 
         Returns:
             ``reward``/``metric``/``sum_rate`` ``[B]``, ``per_user`` band-averaged rates and
@@ -659,6 +674,14 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         power = self._power(instance.gram, W)
         with torch.no_grad():
             feasible = power <= instance.power * (1.0 + FEASIBILITY_RTOL)
+        if check_feasible:
+            raise_if_infeasible(
+                feasible,
+                power,
+                instance.power,
+                constraint="||W^a W^D||_F^2 <= P (paper 000 eq. (34))",
+                rtol=FEASIBILITY_RTOL,
+            )
         return {
             "reward": total,
             "metric": total,
@@ -667,7 +690,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
             "sinr": miso_sinr(instance.G[:, 0], W),
             "power": power,
             "feasible": feasible,
-            "snr_db": instance.snr_db,
+            "snr_db": instance.snr_db.clone(),
         }
 
     # ---- structured helpers for model-based agents ----------------------------------------
