@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +142,28 @@ def save_instance_set(path: str | Path, dataset: InstanceSet) -> None:
 
 
 def load_instance_set(path: str | Path, device: str | torch.device = "cpu") -> InstanceSet:
-    """Load a set written by :func:`save_instance_set` (``weights_only=True``: no code runs)."""
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Load a set written by :func:`save_instance_set` (``weights_only=True``: no code runs).
+
+    Raises:
+        ValueError: naming the file if it is missing, truncated, not a ``torch.save`` file,
+            holds objects other than tensors and builtins (a pickle that would run code is
+            refused, never executed), or is not a beamgym instance set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file; pass the file save_instance_set wrote")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path} cannot be loaded safely (weights_only=True refused it: {_reason(err)}); it is "
+            "not a beamgym instance set or it holds objects other than tensors and builtins"
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError) as err:
+        raise ValueError(
+            f"{path} is not a readable torch.save file (truncated or corrupt: {_reason(err)}); "
+            "regenerate it with save_instance_set"
+        ) from err
     if not isinstance(data, dict) or data.get("format_version") != _FORMAT_VERSION:
         raise ValueError(f"{path} is not a beamgym instance set (format {_FORMAT_VERSION})")
     module, name = data["instance_cls"].split(":")
@@ -153,3 +174,13 @@ def load_instance_set(path: str | Path, device: str | torch.device = "cpu") -> I
     task = make_task(data["env_id"], **data["env_kwargs"])
     inst = task.validate_instance(inst)
     return InstanceSet(data["env_id"], data["env_kwargs"], data["seed"], inst.to(device))
+
+
+def _reason(err: BaseException) -> str:
+    """The informative line of a ``torch.load`` error (its messages run over many lines)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for key in ("GLOBAL", "Unsupported", "failed", "Error", "error"):
+        for ln in lines:
+            if key in ln and not ln.startswith(("Weights only load failed", "Please file")):
+                return ln.split(". ")[0]
+    return lines[0] if lines else type(err).__name__
