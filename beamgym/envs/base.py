@@ -72,8 +72,9 @@ __all__ = [
 #: Keys every :meth:`BeamformingTask.evaluate` returns (each a tensor with batch dim first).
 #: ``reward`` [B]: the step reward; ``metric`` [B]: the env's headline metric (sum-rate in
 #: bit/s/Hz, or power); ``per_user`` [B, K]: per-user rate or SINR fed back when
-#: ``horizon > 1``; ``power`` [B]: transmit power of the evaluated beamformer.
-REQUIRED_METRICS: tuple[str, ...] = ("reward", "metric", "per_user", "power")
+#: ``horizon > 1``; ``power`` [B]: transmit power of the evaluated beamformer; ``feasible`` [B]
+#: bool: whether it satisfies the paper's constraints (see the module docstring).
+REQUIRED_METRICS: tuple[str, ...] = ("reward", "metric", "per_user", "power", "feasible")
 
 #: Bound of the observation ``Box`` of every env (the largest finite float32).
 OBS_LIMIT = float(np.finfo(np.float32).max)
