@@ -73,7 +73,7 @@ def test_rgb_array_render_shows_the_last_feedback(env_id: str) -> None:
     np.testing.assert_array_equal(frame, render_bars(info["per_user"]))
     assert gym.make(env_id, **SMALL[env_id]).unwrapped.render() is None
     with pytest.raises(ValueError, match="render_mode"):
-        gym.make(env_id, render_mode="human", **SMALL[env_id])
+        type(env.unwrapped)(render_mode="ansi", **SMALL[env_id])
     envs = _native(env_id, 2, render_mode="rgb_array")
     envs.reset(seed=0)
     assert len(envs.render()) == 2
