@@ -180,6 +180,13 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
             raise ValueError(
                 f"instance must be a {self.instance_cls.__name__}, got {type(instance).__name__}"
             )
+        for f in dataclasses.fields(instance):
+            value = getattr(instance, f.name)
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(
+                    f"instance.{f.name} must be a torch.Tensor, got {type(value).__name__}; "
+                    "convert with torch.as_tensor(...)"
+                )
         instance.check_batch()
         for name, t in instance._tensor_items():
             if (t.is_floating_point() or t.is_complex()) and not bool(

@@ -485,11 +485,12 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
                 f"beamformer.digital [B, N_RF, K] = [{b}, {c.N_RF}, {c.K}], got "
                 f"{tuple(F.shape)} and {tuple(W.shape)}"
             )
-        if F.dtype != self.cdtype or W.dtype != self.cdtype:
-            raise ValueError(
-                f"beamformer tensors must have dtype {self.cdtype} (precision="
-                f"{self.precision!r}), got {F.dtype} and {W.dtype}"
-            )
+        for part, t in (("analog", F), ("digital", W)):
+            if t.dtype != self.cdtype:
+                raise ValueError(
+                    f"beamformer.{part} must have dtype {self.cdtype} (precision="
+                    f"{self.precision!r}), got {t.dtype}"
+                )
         return F, W
 
     # ---- evaluation ------------------------------------------------------------------------

@@ -611,11 +611,12 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
                 f"beamformer.digital [B, N_RF, K] = [{b}, {c.K}, {c.K}], got "
                 f"{tuple(F_.shape)} and {tuple(W.shape)}"
             )
-        if W.dtype != self.cdtype or F_.dtype != self.cdtype:
-            raise ValueError(
-                f"beamformer tensors must have dtype {self.cdtype} (precision="
-                f"{self.precision!r}), got {F_.dtype} and {W.dtype}"
-            )
+        for part, t in (("analog", F_), ("digital", W)):
+            if t.dtype != self.cdtype:
+                raise ValueError(
+                    f"beamformer.{part} must have dtype {self.cdtype} (precision="
+                    f"{self.precision!r}), got {t.dtype}"
+                )
         same = F_ is instance.analog or torch.equal(F_, instance.analog)  # cheap common case
         if not same and not torch.allclose(F_, instance.analog, rtol=1e-5, atol=1e-6):
             raise ValueError(

@@ -675,18 +675,22 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
             )
         check_tensor(beamformer.analog, "beamformer.analog", ndim=3, complex_=True)
         check_tensor(beamformer.digital, "beamformer.digital", ndim=3, complex_=True)
-        want_a = (b, c.M, c.num_rf)
-        want_d = (b, c.num_rf, c.num_users)
-        if tuple(beamformer.analog.shape) != want_a or tuple(beamformer.digital.shape) != want_d:
-            raise ValueError(
-                f"beamformer must have analog {want_a} and digital {want_d}, got "
-                f"{tuple(beamformer.analog.shape)} and {tuple(beamformer.digital.shape)}"
-            )
-        if beamformer.analog.dtype != self.cdtype or beamformer.digital.dtype != self.cdtype:
-            raise ValueError(
-                f"beamformer tensors must be {self.cdtype} (precision={self.precision!r}), got "
-                f"{beamformer.analog.dtype} and {beamformer.digital.dtype}"
-            )
+        want = {
+            "analog": (b, c.M, c.num_rf),
+            "digital": (b, c.num_rf, c.num_users),
+        }
+        for part, shape in want.items():
+            t = getattr(beamformer, part)
+            if tuple(t.shape) != shape:
+                raise ValueError(
+                    f"beamformer.{part} must have shape {shape} ([B, M, M_rf] analog, [B, M_rf, "
+                    f"I] digital), got {tuple(t.shape)}"
+                )
+            if t.dtype != self.cdtype:
+                raise ValueError(
+                    f"beamformer.{part} must be {self.cdtype} (precision={self.precision!r}), "
+                    f"got {t.dtype}"
+                )
         return beamformer
 
     def _match(self, analog: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
