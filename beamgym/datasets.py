@@ -4,6 +4,17 @@ A :class:`InstanceSet` is a batch of instances of one registered environment plu
 environment id, its constructor keywords and the seed that produced it. The same
 ``(env_id, kwargs, n, seed)`` always gives the same instances, bit for bit on CPU.
 
+Seeding rules (sets and vector envs draw batches, not instance after instance):
+
+* A set is one batched draw: ``make_instance_set(id, 1, seed).instances[0]`` in general
+  differs from ``make_instance_set(id, 4, seed).instances[0]``; reproduce a set with the same
+  ``n`` and ``chunk_size``.
+* The native vector env reset with an int ``seed`` also draws its ``num_envs`` instances as
+  one batch (from ``make_generator(np_random(seed))``), so its sub-env ``i`` is not the single
+  env reset with ``seed + i`` (which is what Gymnasium's ``SyncVectorEnv`` gives). Reset it with
+  one seed per sub-env, ``reset(seed=[s + i for i in range(n)])``, to get exactly the single
+  envs' instances (drawn one by one, 3-40x slower for large ``num_envs``).
+
 Example:
     >>> import beamgym
     >>> from beamgym.datasets import make_instance_set
