@@ -904,8 +904,9 @@ class OutageHybridEnv(BeamformingEnv):
     ``power_db``, ``power_per_user``, ``sinr``, ``sinr_db``, ``gamma_db``,
     ``sinr_margin_db``, ``outage`` (per user), ``num_outage``, ``outage_fraction``,
     ``soft_outage`` (logistic surrogate of eq. 52, ``1 - sigmoid(beta_c (SINR/gamma - 1))``),
-    ``pmax_scaled``, ``p_out`` and ``group``. `evaluate` is differentiable in the beamformer
-    (the outage indicator is not; use ``soft_outage``).
+    ``pmax_scaled``, ``feasible``, ``p_out`` and ``group``. `evaluate` is differentiable in the
+    beamformer (the outage indicator is not; use ``soft_outage``) and raises on designs above
+    ``P_max`` unless ``check_feasible=False``.
 
     ## Starting State
 
