@@ -39,8 +39,28 @@ def real_dtype(precision: Precision = "single") -> torch.dtype:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """Turn ``None``/str/device into a :class:`torch.device`, checking CUDA availability."""
-    dev = torch.device("cpu" if device is None else device)
+    """Turn ``None``/str/device into a :class:`torch.device`, checking CUDA availability.
+
+    Raises:
+        ValueError: naming ``device`` if it is not ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (or
+            CUDA is not available, or ``N`` is not a visible GPU).
+    """
+    if not isinstance(device, str | torch.device | None):
+        raise ValueError(
+            f"device must be a str or torch.device such as 'cpu' or 'cuda', got "
+            f"{type(device).__name__} {device!r}"
+        )
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r} (not a torch device)"
+        ) from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r} (beamgym runs on CPU "
+            "and CUDA only)"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {str(dev)!r} was requested but CUDA is not available on this machine; "

@@ -4,6 +4,17 @@ A :class:`InstanceSet` is a batch of instances of one registered environment plu
 environment id, its constructor keywords and the seed that produced it. The same
 ``(env_id, kwargs, n, seed)`` always gives the same instances, bit for bit on CPU.
 
+Seeding rules (sets and vector envs draw batches, not instance after instance):
+
+* A set is one batched draw: ``make_instance_set(id, 1, seed).instances[0]`` in general
+  differs from ``make_instance_set(id, 4, seed).instances[0]``; reproduce a set with the same
+  ``n`` and ``chunk_size``.
+* The native vector env reset with an int ``seed`` also draws its ``num_envs`` instances as
+  one batch (from ``make_generator(np_random(seed))``), so its sub-env ``i`` is not the single
+  env reset with ``seed + i`` (which is what Gymnasium's ``SyncVectorEnv`` gives). Reset it with
+  one seed per sub-env, ``reset(seed=[s + i for i in range(n)])``, to get exactly the single
+  envs' instances (drawn one by one, 3-40x slower for large ``num_envs``).
+
 Example:
     >>> import beamgym
     >>> from beamgym.datasets import make_instance_set
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +164,26 @@ def load_instance_set(path: str | Path, device: str | torch.device = "cpu") -> I
     configuration, so the harness scores the loaded set without checking it again.
 
     Raises:
-        ValueError: if the file is not a beamgym instance set, names an instance class outside
-            beamgym, or holds instances that do not fit its env configuration.
+        ValueError: naming the file if it is missing, truncated, not a ``torch.save`` file,
+            holds objects other than tensors and builtins (a pickle that would run code is
+            refused, never executed), is not a beamgym instance set, or holds instances that do
+            not fit its env configuration.
     """
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file; pass the file save_instance_set wrote")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path} cannot be loaded safely (weights_only=True refused it: {_reason(err)}); it is "
+            "not a beamgym instance set or it holds objects other than tensors and builtins"
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError) as err:
+        raise ValueError(
+            f"{path} is not a readable torch.save file (truncated or corrupt: {_reason(err)}); "
+            "regenerate it with save_instance_set"
+        ) from err
     if not isinstance(data, dict) or data.get("format_version") != _FORMAT_VERSION:
         raise ValueError(f"{path} is not a beamgym instance set (format {_FORMAT_VERSION})")
     module, name = data["instance_cls"].split(":")
@@ -168,3 +196,13 @@ def load_instance_set(path: str | Path, device: str | torch.device = "cpu") -> I
     return InstanceSet(
         data["env_id"], data["env_kwargs"], data["seed"], inst.to(device), validated=True
     )
+
+
+def _reason(err: BaseException) -> str:
+    """The informative line of a ``torch.load`` error (its messages run over many lines)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for key in ("GLOBAL", "Unsupported", "failed", "Error", "error"):
+        for ln in lines:
+            if key in ln and not ln.startswith(("Weights only load failed", "Please file")):
+                return ln.split(". ")[0]
+    return lines[0] if lines else type(err).__name__

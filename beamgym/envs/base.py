@@ -16,6 +16,24 @@ Episodes: one episode is one coherence interval. ``reset`` draws an instance; ea
 evaluates a proposed beamformer; the episode terminates after ``horizon`` steps (default 1).
 With ``horizon > 1`` the observation also carries the previous action, the per-user
 feedback (rates or SINRs) it achieved and the fraction of the interval used.
+
+Feasibility: ``evaluate`` (of the task, the env and the native vector env) scores beamformers
+as given and returns a ``feasible`` ``[B]`` bool in every env's metrics. It never silently
+scores an infeasible design: if any design violates the paper's constraint (power above the
+budget ``P`` by more than a relative 1e-4 where the paper's constraint is ``<= P``; the
+equality, unit-modulus, codebook or projection constraints where the paper has those), it
+raises a ``ValueError`` naming the excess, unless the caller passes ``check_feasible=False``
+(then the metrics of the design as given come back with ``feasible`` False; learned optimizers
+that differentiate through intermediate designs use this). ``step`` maps actions through the
+action map first, so its beamformers are feasible by construction.
+
+Seeding: the single env seeds one generator per ``reset(seed=s)``; the native vector env with
+an int seed draws all ``num_envs`` instances in one batched call from one generator (fast),
+so its sub-env ``i`` is NOT the single env seeded ``s + i``. ``reset(seed=[s_0, ..., s_{n-1}])``
+(one seed per sub-env, Gymnasium's convention) gives every sub-env its own generator: sub-env
+``i`` then equals the single env reset with ``seed=s_i`` (and so ``gym.make_vec(...,
+vectorization_mode="sync")`` reset with ``seed=s`` matches ``seed=[s, s+1, ...]``), at the cost
+of drawing the instances one by one (3-40x slower for large ``num_envs``).
 """
 
 from __future__ import annotations
@@ -44,17 +62,28 @@ __all__ = [
     "OBS_LIMIT",
     "make_generator",
     "check_snr_set",
+    "check_instance_snr_db",
     "sample_snr_db",
+    "raise_if_infeasible",
+    "render_bars",
+    "RENDER_FPS",
 ]
 
 #: Keys every :meth:`BeamformingTask.evaluate` returns (each a tensor with batch dim first).
 #: ``reward`` [B]: the step reward; ``metric`` [B]: the env's headline metric (sum-rate in
 #: bit/s/Hz, or power); ``per_user`` [B, K]: per-user rate or SINR fed back when
-#: ``horizon > 1``; ``power`` [B]: transmit power of the evaluated beamformer.
-REQUIRED_METRICS: tuple[str, ...] = ("reward", "metric", "per_user", "power")
+#: ``horizon > 1``; ``power`` [B]: transmit power of the evaluated beamformer; ``feasible`` [B]
+#: bool: whether it satisfies the paper's constraints (see the module docstring).
+REQUIRED_METRICS: tuple[str, ...] = ("reward", "metric", "per_user", "power", "feasible")
 
 #: Bound of the observation ``Box`` of every env (the largest finite float32).
 OBS_LIMIT = float(np.finfo(np.float32).max)
+
+#: Frames per second advertised in ``metadata["render_fps"]`` (one frame per step).
+RENDER_FPS = 4
+
+#: The supported vector autoreset modes (Gymnasium's three), by name.
+_AUTORESET_MODES = {m.value: m for m in AutoresetMode}
 
 InstanceT = TypeVar("InstanceT", bound=TensorDataclass)
 ConfigT = TypeVar("ConfigT")
@@ -151,6 +180,13 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
             raise ValueError(
                 f"instance must be a {self.instance_cls.__name__}, got {type(instance).__name__}"
             )
+        for f in dataclasses.fields(instance):
+            value = getattr(instance, f.name)
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(
+                    f"instance.{f.name} must be a torch.Tensor, got {type(value).__name__}; "
+                    "convert with torch.as_tensor(...)"
+                )
         instance.check_batch()
         for name, t in instance._tensor_items():
             if (t.is_floating_point() or t.is_complex()) and not bool(
@@ -207,10 +243,15 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
 
     # ---- evaluation ------------------------------------------------------------------------
     @abc.abstractmethod
-    def evaluate(self, beamformer: Any, instance: InstanceT) -> dict[str, torch.Tensor]:
-        """Evaluate a batch of (feasible) beamformers against the TRUE channels.
+    def evaluate(
+        self, beamformer: Any, instance: InstanceT, *, check_feasible: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Evaluate a batch of beamformers against the TRUE channels.
 
-        Differentiable in ``beamformer``. Returns at least :data:`REQUIRED_METRICS`.
+        Differentiable in ``beamformer``. Returns at least :data:`REQUIRED_METRICS` and a
+        ``feasible`` ``[B]`` bool. With ``check_feasible=True`` (default) an infeasible design
+        raises ``ValueError`` naming the violation (:func:`raise_if_infeasible`); with
+        ``False`` the design is scored as given (internal / differentiable use).
         """
 
 
@@ -221,7 +262,7 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``horizon``, ``device``, ``precision`` and ``render_mode`` are fields of the config.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS}
     task_cls: ClassVar[type[BeamformingTask]]
     config_cls: ClassVar[type]
 
@@ -234,9 +275,7 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         **config_kwargs: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"beamgym envs do not render; got render_mode={render_mode!r}")
-        self.render_mode = None
+        self.render_mode = _check_render_mode(render_mode)
         self.config = _make_config(self.config_cls, config_kwargs)
         self.task = self.task_cls(self.config, device=device, precision=precision)
         self.horizon = check_int(horizon, "horizon")
@@ -284,7 +323,7 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
         reward, terms = self._get_reward(act)
         self._t += 1
         self._prev_action = a.astype(np.float32)
-        self._feedback = terms["per_user"].astype(np.float32)
+        self._feedback = np.array(terms["per_user"], dtype=np.float32)
         terminated = self._t >= self.horizon
         info = self._get_info()
         info.update(terms)
@@ -295,7 +334,8 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
         assert self.instance is not None
         with torch.no_grad():
             bf, projected = self.task.action_to_beamformer(action, self.instance)
-            m = self.task.evaluate(bf, self.instance)
+            # the action map is the paper's projection: its output is feasible by construction
+            m = self.task.evaluate(bf, self.instance, check_feasible=False)
         terms = {k: _to_numpy(v[0]) for k, v in m.items()}
         terms["projected"] = bool(projected[0])
         return float(terms["reward"]), terms
@@ -312,6 +352,17 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
     def _get_info(self) -> dict[str, Any]:
         return {"step": self._t}
 
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """``render_mode="rgb_array"``: a small uint8 ``[H, W, 3]`` bar chart of the last step.
+
+        One bar per user: the ``per_user`` feedback of the last step (rates, or SINRs in dB for
+        OutageHybrid), zero before the first step (:func:`render_bars`). ``None`` without a
+        render mode.
+        """
+        if self.render_mode is None:
+            return None
+        return render_bars(self._feedback)
+
     # ---- structured access for model-based agents -----------------------------------------
     def _instance_or_current(self, instance: TensorDataclass | None) -> TensorDataclass:
         if instance is not None:
@@ -321,10 +372,20 @@ class BeamformingEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.instance
 
     def evaluate(
-        self, beamformer: Any, instance: TensorDataclass | None = None
+        self,
+        beamformer: Any,
+        instance: TensorDataclass | None = None,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """Batched, differentiable evaluation of beamformers (default: the current instance)."""
-        return self.task.evaluate(beamformer, self._instance_or_current(instance))
+        """Batched, differentiable evaluation of beamformers (default: the current instance).
+
+        Raises ``ValueError`` if any design is infeasible, unless ``check_feasible=False``
+        (see :meth:`BeamformingTask.evaluate`); the metrics carry a ``feasible`` ``[B]`` bool.
+        """
+        return self.task.evaluate(
+            beamformer, self._instance_or_current(instance), check_feasible=check_feasible
+        )
 
     def action_to_beamformer(self, action: Any, instance: TensorDataclass | None = None) -> Any:
         """Map a (batch of) normalized action(s) to the structured, feasible beamformer."""
@@ -348,13 +409,27 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
     """Native batched vector env: ``num_envs`` instances evaluated in one batched call.
 
     All sub-environments start and end their coherence intervals together (they share the
-    horizon), and are reset in the same step they end (``AutoresetMode.SAME_STEP``): the
-    returned observation is the next interval's, and ``info["final_obs"]`` /
-    ``info["final_info"]`` hold the last ones.
+    horizon). ``autoreset_mode`` (Gymnasium's three modes):
+
+    * ``"SameStep"`` (default, :attr:`AutoresetMode.SAME_STEP`): the sub-envs are reset in the
+      step they end; the returned observation is the next interval's and
+      ``info["final_obs"]`` / ``info["final_info"]`` hold the last ones.
+    * ``"NextStep"`` (Gymnasium's default, needed by e.g.
+      ``gymnasium.wrappers.vector.NormalizeObservation``): the step that ends an interval
+      returns its last observation; the following ``step`` ignores its actions, draws the
+      next instances and returns their observation with reward 0 and no termination.
+    * ``"Disabled"``: no autoreset; call ``reset()`` (or ``reset(options={"reset_mask":
+      mask})`` with an all-True mask) after the interval ends.
+
+    Seeding: an int seed draws all instances from one generator in one batched call; a list
+    of ``num_envs`` seeds (or ``None`` entries) gives each sub-env its own generator, so that
+    sub-env ``i`` equals the single env reset with ``seed=seeds[i]`` (see the module
+    docstring). The generators then persist over autoresets and ``reset(seed=None)``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
-        "render_modes": [],
+        "render_modes": ["rgb_array"],
+        "render_fps": RENDER_FPS,
         "autoreset_mode": AutoresetMode.SAME_STEP,
     }
     task_cls: ClassVar[type[BeamformingTask]]
@@ -368,11 +443,12 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
         device: str | torch.device = "cpu",
         precision: Precision = "single",
         render_mode: str | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
         **config_kwargs: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"beamgym envs do not render; got render_mode={render_mode!r}")
-        self.render_mode = None
+        self.render_mode = _check_render_mode(render_mode)
+        self.autoreset_mode = _check_autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.num_envs = check_int(num_envs, "num_envs")
         self.config = _make_config(self.config_cls, config_kwargs)
         self.task = self.task_cls(self.config, device=device, precision=precision)
@@ -381,25 +457,53 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._np_random, _ = seeding.np_random(None)
+        #: One generator per sub-env after ``reset(seed=[...])``; ``None``: one shared generator.
+        self._sub_np_randoms: list[np.random.Generator] | None = None
         self.instance: TensorDataclass | None = None
         self._t = 0
+        self._needs_reset = False
         self._prev_action = np.zeros((self.num_envs, self.task.action_dim), dtype=np.float32)
         self._feedback = np.zeros((self.num_envs, self.task.num_users), dtype=np.float32)
 
     def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+        self,
+        *,
+        seed: int | list[int | None] | tuple[int | None, ...] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Draw ``num_envs`` instances (or use ``options["instance"]`` with that batch size)."""
-        if seed is not None:
-            if isinstance(seed, list | tuple):
-                raise ValueError(
-                    "beamgym vector envs draw all instances from one generator: pass an int seed"
-                )
-            self._np_random, _ = seeding.np_random(int(seed))
-        options = options or {}
-        unknown = set(options) - {"instance"}
+        """Draw ``num_envs`` instances (or use ``options["instance"]`` with that batch size).
+
+        Args:
+            seed: ``None`` (continue the generator(s)), an int (one generator, batched
+                sampling) or a list of ``num_envs`` ints / ``None`` (one generator per sub-env:
+                sub-env ``i`` equals the single env reset with ``seed=seed[i]``).
+            options: ``{"instance": inst}`` with ``num_envs`` instances and/or
+                ``{"reset_mask": mask}`` (a ``[num_envs]`` bool array; all sub-envs share the
+                coherence interval, so it must be all True).
+        """
+        self._seed(seed)
+        options = dict(options or {})
+        unknown = set(options) - {"instance", "reset_mask"}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; supported: ['instance']")
+            raise ValueError(
+                f"unknown reset options {sorted(unknown)}; supported: ['instance', 'reset_mask']"
+            )
+        if "reset_mask" in options:
+            mask = options.pop("reset_mask")
+            if (
+                not isinstance(mask, np.ndarray)
+                or mask.dtype != np.bool_
+                or mask.shape != (self.num_envs,)
+            ):
+                raise ValueError(
+                    f"options['reset_mask'] must be a numpy bool array of shape "
+                    f"({self.num_envs},), got {mask!r}"
+                )
+            if not bool(mask.all()):
+                raise ValueError(
+                    "options['reset_mask'] must be all True: the sub-envs of a beamgym vector "
+                    "env share one coherence interval and are reset together"
+                )
         if "instance" in options:
             inst = self.task.validate_instance(options["instance"])
             if inst.batch_size != self.num_envs:
@@ -408,13 +512,39 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
                     f"got {inst.batch_size}"
                 )
         else:
-            inst = self.task.sample(make_generator(self._np_random), self.num_envs)
+            inst = self._sample()
         self._start(inst)
         return self._get_obs(), {}
+
+    def _seed(self, seed: Any) -> None:
+        if seed is None:
+            return
+        if isinstance(seed, list | tuple):
+            if len(seed) != self.num_envs:
+                raise ValueError(
+                    f"seed must be an int or a list of num_envs={self.num_envs} seeds (one per "
+                    f"sub-env), got a list of {len(seed)}"
+                )
+            for i, s in enumerate(seed):
+                if s is not None:
+                    check_int(s, f"seed[{i}]", minimum=0)
+            self._sub_np_randoms = [
+                seeding.np_random(None if s is None else int(s))[0] for s in seed
+            ]
+            return
+        self._np_random, _ = seeding.np_random(check_int(seed, "seed", minimum=0))
+        self._sub_np_randoms = None
+
+    def _sample(self) -> TensorDataclass:
+        if self._sub_np_randoms is None:
+            return self.task.sample(make_generator(self._np_random), self.num_envs)
+        parts = [self.task.sample(make_generator(g), 1) for g in self._sub_np_randoms]
+        return parts[0].cat(parts) if len(parts) > 1 else parts[0]
 
     def _start(self, inst: TensorDataclass) -> None:
         self.instance = inst
         self._t = 0
+        self._needs_reset = False
         self._prev_action[:] = 0.0
         self._feedback[:] = 0.0
 
@@ -425,30 +555,43 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
         if self.instance is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         a = check_action(actions, self.task.action_dim, batch=self.num_envs)
+        if self._needs_reset:
+            if self.autoreset_mode == AutoresetMode.DISABLED:
+                raise gym.error.ResetNeeded(
+                    f"the coherence interval ended after horizon={self.horizon} steps and "
+                    "autoreset_mode='Disabled'; call reset()"
+                )
+            # NEXT_STEP: this step only starts the next interval (the actions are ignored)
+            self._start(self._sample())
+            zeros = np.zeros(self.num_envs, dtype=bool)
+            return self._get_obs(), np.zeros(self.num_envs), zeros, zeros.copy(), {}
         act = torch.as_tensor(a, device=self.task.device).to(self.task.rdtype)
         with torch.no_grad():
             bf, projected = self.task.action_to_beamformer(act, self.instance)
-            m = self.task.evaluate(bf, self.instance)
+            # the action map is the paper's projection: its output is feasible by construction
+            m = self.task.evaluate(bf, self.instance, check_feasible=False)
         infos: dict[str, Any] = {k: _to_numpy(v) for k, v in m.items()}
         infos["projected"] = projected.detach().cpu().numpy()
         rewards = infos["reward"].astype(np.float64)
         self._t += 1
         self._prev_action = a.astype(np.float32)
-        self._feedback = infos["per_user"].astype(np.float32)
+        self._feedback = np.array(infos["per_user"], dtype=np.float32)
         done = self._t >= self.horizon
         terminated = np.full(self.num_envs, done, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         infos["step"] = np.full(self.num_envs, self._t)
         infos = _with_masks(infos, self.num_envs)
-        if done:
+        if done and self.autoreset_mode == AutoresetMode.SAME_STEP:
             final_obs = self._get_obs()
-            self._start(self.task.sample(make_generator(self._np_random), self.num_envs))
+            self._start(self._sample())
             infos["final_obs"] = final_obs
             infos["_final_obs"] = np.ones(self.num_envs, dtype=bool)
             infos["final_info"] = {
                 k: v for k, v in infos.items() if not k.startswith(("final", "_final"))
             }
             infos["_final_info"] = np.ones(self.num_envs, dtype=bool)
+        elif done:
+            self._needs_reset = True
         return self._get_obs(), rewards, terminated, truncated, infos
 
     def _get_obs(self) -> np.ndarray:
@@ -459,17 +602,31 @@ class BeamformingVectorEnv(gym.vector.VectorEnv):
             obs = np.concatenate([obs, self._prev_action, self._feedback, frac], axis=1)
         return obs.astype(np.float32)
 
+    def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]
+        """``render_mode="rgb_array"``: one :func:`render_bars` frame per sub-env."""
+        if self.render_mode is None:
+            return None
+        return tuple(render_bars(f) for f in self._feedback)
+
     def evaluate(
-        self, beamformer: Any, instance: TensorDataclass | None = None
+        self,
+        beamformer: Any,
+        instance: TensorDataclass | None = None,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """Batched, differentiable evaluation (default: the current ``num_envs`` instances)."""
+        """Batched, differentiable evaluation (default: the current ``num_envs`` instances).
+
+        Raises ``ValueError`` if any design is infeasible, unless ``check_feasible=False``
+        (see :meth:`BeamformingTask.evaluate`).
+        """
         if instance is None:
             if self.instance is None:
                 raise ValueError("no instance: call reset() first or pass instance=...")
             instance = self.instance
         else:
             instance = self.task.validate_instance(instance)
-        return self.task.evaluate(beamformer, instance)
+        return self.task.evaluate(beamformer, instance, check_feasible=check_feasible)
 
 
 # ---- module helpers ---------------------------------------------------------------------------
@@ -494,6 +651,114 @@ def check_snr_set(snr_db: Any) -> float | tuple[float, ...]:
     if bad:
         raise ValueError(f"snr_db values must lie in [-100, 100] dB, got {bad}")
     return vals
+
+
+def check_instance_snr_db(snr_db: torch.Tensor, name: str = "instance.snr_db") -> None:
+    """Apply :func:`check_snr_set`'s rule (finite, within [-100, 100] dB) to instance SNRs."""
+    bad = snr_db.abs() > 100.0
+    if bool(bad.any()):
+        raise ValueError(
+            f"{name} values must lie in [-100, 100] dB (the rule of the snr_db keyword), got "
+            f"{float(snr_db[bad].flatten()[0])!r} at {int(bad.sum())} position(s)"
+        )
+
+
+def raise_if_infeasible(
+    feasible: torch.Tensor,
+    power: torch.Tensor,
+    budget: torch.Tensor | float,
+    *,
+    constraint: str,
+    rtol: float,
+    equality: bool = False,
+) -> None:
+    """Raise ``ValueError`` naming the violation if any ``feasible`` entry is False.
+
+    Args:
+        feasible: Bool ``[B]`` flags of the metrics.
+        power: Real ``[B]`` power of each design (the quantity the budget limits).
+        budget: Real ``[B]`` (or scalar) power budget.
+        constraint: The paper's constraint in words, e.g. ``"||W||_F^2 <= P (paper 000 eq.
+            (8))"``, quoted when a design violates a non-power part of it.
+        rtol: Relative power tolerance of the flag.
+        equality: The power constraint is an equality (``= P``) rather than ``<= P``.
+    """
+    if bool(feasible.all()):
+        return
+    bad = torch.nonzero(~feasible.detach()).flatten()
+    i = int(bad[0])
+    p = float(power.detach().reshape(-1)[i])
+    caps = torch.as_tensor(budget).detach().reshape(-1)
+    cap = float(caps[i if caps.numel() > 1 else 0])
+    if p > cap * (1.0 + rtol):
+        what = (
+            f"its power {p:.6g} exceeds the budget {cap:.6g} by {p - cap:.4g} "
+            f"({100.0 * (p / cap - 1.0):.3g}% over, tolerance {rtol:g} relative)"
+        )
+    elif equality and p < cap * (1.0 - rtol):
+        what = f"its power {p:.6g} is below the budget {cap:.6g} the constraint requires"
+    else:
+        what = "it violates the constraint"
+    raise ValueError(
+        f"beamformer: {len(bad)} of {feasible.numel()} designs are infeasible (design {i}: "
+        f"{what}; constraint: {constraint}). Map it to the feasible set with "
+        "task.action_to_beamformer(task.beamformer_to_action(bf, instance), instance), or "
+        "pass check_feasible=False to score it as given (flagged feasible=False)"
+    )
+
+
+def render_bars(values: np.ndarray, *, height: int = 64) -> np.ndarray:
+    """A uint8 ``[height, W, 3]`` bar chart of ``values`` (numpy only, no plotting library).
+
+    One blue bar per value, scaled by the largest magnitude, on a white background with a grey
+    zero line (at the bottom, or in the middle when a value is negative). Non-finite values
+    are drawn as 0.
+
+    Args:
+        values: Real ``[K]`` values (e.g. per-user rates).
+        height: Image height in pixels (>= 8).
+
+    Returns:
+        The picture, ``W = max(32, 2 + K * (bar + 2))`` with bars of 8 pixels (1 for K > 64).
+    """
+    v = np.nan_to_num(
+        np.asarray(values, dtype=np.float64).reshape(-1), nan=0.0, posinf=0.0, neginf=0.0
+    )
+    bar = 8 if v.size <= 64 else 1
+    width = max(32, 2 + v.size * (bar + 2))
+    img = np.full((height, width, 3), 255, dtype=np.uint8)
+    scale = float(np.abs(v).max()) if v.size else 0.0
+    signed = bool((v < 0).any())
+    zero = height // 2 if signed else height - 1
+    span = (height // 2 - 1) if signed else height - 2
+    img[zero, :] = (160, 160, 160)
+    if scale > 0:
+        for k, x in enumerate(v):
+            n = int(round(abs(x) / scale * span))
+            left = 2 + k * (bar + 2)
+            rows = slice(zero - n, zero) if x >= 0 else slice(zero + 1, zero + 1 + n)
+            img[rows, left : left + bar] = (31, 119, 180)
+    return img
+
+
+def _check_render_mode(render_mode: Any) -> str | None:
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(
+            f"render_mode must be None or 'rgb_array' (a bar chart of the per-user feedback), "
+            f"got {render_mode!r}"
+        )
+    return render_mode
+
+
+def _check_autoreset_mode(mode: Any) -> AutoresetMode:
+    if isinstance(mode, AutoresetMode):
+        return mode
+    if isinstance(mode, str) and mode in _AUTORESET_MODES:
+        return _AUTORESET_MODES[mode]
+    raise ValueError(
+        f"autoreset_mode must be a gymnasium.vector.AutoresetMode or one of "
+        f"{sorted(_AUTORESET_MODES)}, got {mode!r}"
+    )
 
 
 def sample_snr_db(
@@ -572,7 +837,8 @@ def check_action(action: Any, dim: int, batch: int | str | None) -> np.ndarray:
 
 
 def _to_numpy(v: torch.Tensor) -> np.ndarray:
-    return v.detach().cpu().numpy()
+    # a copy: info must not share memory with the frozen instance (horizon > 1)
+    return np.array(v.detach().cpu().numpy(), copy=True)
 
 
 def _with_masks(infos: dict[str, Any], n: int) -> dict[str, Any]:

@@ -34,7 +34,9 @@ from beamgym.envs.base import (
     BeamformingEnv,
     BeamformingTask,
     BeamformingVectorEnv,
+    check_instance_snr_db,
     check_snr_set,
+    raise_if_infeasible,
     sample_snr_db,
 )
 from beamgym.packing import pack_complex, packed_size, unpack_complex
@@ -362,6 +364,7 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
                 )
         if bool((inst.power <= 0).any()) or bool((inst.noise_var <= 0).any()):
             raise ValueError("instance.power and instance.noise_var must be > 0")
+        check_instance_snr_db(inst.snr_db)
         return inst
 
     # ---- observation and action ---------------------------------------------------------
@@ -473,6 +476,8 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
             )
         c = self.config
         F, W = beamformer.analog, beamformer.digital
+        check_tensor(F, "beamformer.analog", ndim=3, complex_=True)
+        check_tensor(W, "beamformer.digital", ndim=3, complex_=True)
         b = instance.batch_size
         if tuple(F.shape) != (b, c.N, c.N_RF) or tuple(W.shape) != (b, c.N_RF, c.K):
             raise ValueError(
@@ -480,16 +485,21 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
                 f"beamformer.digital [B, N_RF, K] = [{b}, {c.N_RF}, {c.K}], got "
                 f"{tuple(F.shape)} and {tuple(W.shape)}"
             )
-        if F.dtype != self.cdtype or W.dtype != self.cdtype:
-            raise ValueError(
-                f"beamformer tensors must have dtype {self.cdtype} (precision="
-                f"{self.precision!r}), got {F.dtype} and {W.dtype}"
-            )
+        for part, t in (("analog", F), ("digital", W)):
+            if t.dtype != self.cdtype:
+                raise ValueError(
+                    f"beamformer.{part} must have dtype {self.cdtype} (precision="
+                    f"{self.precision!r}), got {t.dtype}"
+                )
         return F, W
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(
-        self, beamformer: HybridBeamformer, instance: FarFieldHybridInstance
+        self,
+        beamformer: HybridBeamformer,
+        instance: FarFieldHybridInstance,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
         r"""Sum-rate (bit/s/Hz) of hybrid beamformers on the TRUE channel (differentiable).
 
@@ -498,8 +508,12 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
 
         (paper 000 eq. (22) with :math:`\mathbf g_k^H = \mathbf h_k^H \mathbf W^a`, paper 003
         eq. (4)). The beamformer is evaluated as given (no projection); ``feasible`` flags
-        whether it satisfies the constraints (power within 1e-4 relative of the budget,
-        unit modulus / the predetermined steering analog precoder).
+        whether it satisfies the paper's constraints, to a relative tolerance of 1e-4:
+        steering, paper 000 eq. (23): :math:`\|\mathbf F\mathbf W\|_F^2 \le P` and
+        ``F`` the predetermined steering precoder; phase-shifter, paper 003 eq. (5b)-(5c):
+        unit-modulus ``F`` and :math:`\|\mathbf F\mathbf W\|_F^2 = P_t` (an equality). An
+        infeasible design raises ``ValueError`` naming the violation unless
+        ``check_feasible=False``.
 
         Returns:
             ``reward``/``metric``/``sum_rate`` ``[B]``, ``per_user`` (rates) and ``sinr``
@@ -514,13 +528,27 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
         total = rates.sum(-1)
         power = abs2(FW).sum((-2, -1))
         with torch.no_grad():
-            ok = (power - instance.power).abs() <= FEASIBILITY_RTOL * instance.power
-            if self.steering:
+            if self.steering:  # 000 eq. (23): an inequality
+                ok = power <= instance.power * (1.0 + FEASIBILITY_RTOL)
                 dev2 = abs2(F - self.analog_precoder).amax((-2, -1))
                 ref2 = abs2(self.analog_precoder).amax()
                 ok = ok & (dev2 <= FEASIBILITY_RTOL**2 * ref2)
-            else:
+                constraint = (
+                    "||F W||_F^2 <= P with F the steering precoder W^a (paper 000 eq. (18), (23))"
+                )
+            else:  # 003 eq. (5c): an equality
+                ok = (power - instance.power).abs() <= FEASIBILITY_RTOL * instance.power
                 ok = ok & ((abs2(F) - 1.0).abs().amax((-2, -1)) <= FEASIBILITY_RTOL)
+                constraint = "|F_ij| = 1 and ||F W||_F^2 = P_t (paper 003 eq. (5b)-(5c))"
+        if check_feasible:
+            raise_if_infeasible(
+                ok,
+                power,
+                instance.power,
+                constraint=constraint,
+                rtol=FEASIBILITY_RTOL,
+                equality=not self.steering,
+            )
         return {
             "reward": total,
             "metric": total,

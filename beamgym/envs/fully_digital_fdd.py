@@ -30,7 +30,9 @@ from beamgym.envs.base import (
     BeamformingEnv,
     BeamformingTask,
     BeamformingVectorEnv,
+    check_instance_snr_db,
     check_snr_set,
+    raise_if_infeasible,
     sample_snr_db,
 )
 from beamgym.packing import pack_complex, packed_size, unpack_complex
@@ -320,6 +322,7 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
                     f"instance.{name} must have shape [B, {', '.join(map(str, shape))}] and "
                     f"dtype {dtype} for this config, got {tuple(t.shape)} {t.dtype}"
                 )
+        check_instance_snr_db(inst.snr_db)
         if bool((inst.power <= 0).any()):
             raise ValueError("instance.power (P, linear) must be > 0")
         if bool((inst.power != float(c.P)).any()):
@@ -428,7 +431,11 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(
-        self, beamformer: torch.Tensor, instance: FullyDigitalFDDInstance
+        self,
+        beamformer: torch.Tensor,
+        instance: FullyDigitalFDDInstance,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
         r"""Sum-rate (bit/s/Hz) on the TRUE normalized channel, eq. (4) (MISO) / (2) (MIMO).
 
@@ -438,7 +445,8 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
                   \mathbf W_i\mathbf W_i^H\Big)\mathbf H_k^H
 
         Differentiable in ``beamformer``; evaluated as given (no projection): ``feasible``
-        flags :math:`\|\mathbf W\|_F^2 \le P(1 + 10^{-4})`.
+        flags :math:`\|\mathbf W\|_F^2 \le P(1 + 10^{-4})` (eq. (8)). An infeasible design
+        raises ``ValueError`` naming the power excess unless ``check_feasible=False``.
 
         Returns:
             ``reward``/``metric``/``sum_rate`` ``[B]``, ``per_user`` rates ``[B, K]``,
@@ -457,6 +465,14 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
         power = total_power(W)
         with torch.no_grad():
             feasible = power <= instance.power * (1.0 + FEASIBILITY_RTOL)
+        if check_feasible:
+            raise_if_infeasible(
+                feasible,
+                power,
+                instance.power,
+                constraint="||W||_F^2 <= P (paper 000 eq. (8))",
+                rtol=FEASIBILITY_RTOL,
+            )
         out.update(
             reward=total,
             metric=total,
@@ -464,7 +480,7 @@ class FullyDigitalFDDTask(BeamformingTask[FullyDigitalFDDInstance, FullyDigitalF
             per_user=rates,
             power=power,
             feasible=feasible,
-            snr_db=instance.snr_db,
+            snr_db=instance.snr_db.clone(),
         )
         return out
 

@@ -19,7 +19,9 @@ from beamgym.envs.base import (
     BeamformingEnv,
     BeamformingTask,
     BeamformingVectorEnv,
+    check_instance_snr_db,
     check_snr_set,
+    raise_if_infeasible,
     sample_snr_db,
 )
 from beamgym.packing import pack_complex, unpack_complex
@@ -266,6 +268,10 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
                 )
         if inst.snr.ndim != 1 or bool((inst.snr <= 0).any()):
             raise ValueError("instance.snr must be a [batch] tensor of positive linear SNRs")
+        check_instance_snr_db(
+            10.0 * torch.log10(inst.snr.double() / c.rho_s),
+            "instance.snr (as 10 log10(snr / rho_s) in dB)",
+        )
         return dataclasses.replace(
             inst,
             H=inst.H.to(self.cdtype),
@@ -373,7 +379,11 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
 
     # ---- evaluation ----------------------------------------------------------------------------
     def evaluate(
-        self, beamformer: torch.Tensor, instance: ModularUplinkInstance
+        self,
+        beamformer: torch.Tensor,
+        instance: ModularUplinkInstance,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
         r"""Eq. (6) on the TRUE channel ``instance.H``; differentiable in the panels.
 
@@ -386,6 +396,9 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
             (the eq. (6) upper bound with G = I_M, divided by K); ``active_phase_shifters``
             ``[batch]`` (int64 ℓ0 count) and ``active_fraction`` (count / N L P);
             ``feasible`` ``[batch]`` bool (``W`` is a fixed point of the projection).
+
+        An infeasible ``W`` (not a fixed point of the constraint's projection, eq. (10), (18)
+        or (20)) raises ``ValueError`` unless ``check_feasible=False``.
         """
         W = self._check_panels(beamformer, instance.batch_size)
         H, snr, k = instance.H, instance.snr, self.config.K
@@ -396,11 +409,23 @@ class ModularUplinkTask(BeamformingTask[ModularUplinkInstance, ModularUplinkConf
             active = count_active_phase_shifters(W)
             feasible = ~self._changed(W, self.project(W))
             bound = fully_digital_uplink_rate(H, snr) / k
+        power = W.abs().square().reshape(W.shape[0], -1).sum(-1)
+        if check_feasible:
+            raise_if_infeasible(
+                feasible,
+                power,
+                float(self.config.num_phase_shifters),
+                constraint=(
+                    f"W must be a fixed point of the {self.config.constraint!r} projection "
+                    "(paper 004 eq. (2)-(4), projections eq. (10), (18), (20))"
+                ),
+                rtol=0.0,
+            )
         return {
             "reward": avg,
             "metric": avg,
             "per_user": per_user,
-            "power": W.abs().square().reshape(W.shape[0], -1).sum(-1),
+            "power": power,
             "sum_rate_nats": sum_nats,
             "sum_rate_bits": sum_nats / _LN2,
             "per_user_rate_bits": avg / _LN2,

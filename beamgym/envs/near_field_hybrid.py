@@ -30,7 +30,9 @@ from beamgym.envs.base import (
     BeamformingEnv,
     BeamformingTask,
     BeamformingVectorEnv,
+    check_instance_snr_db,
     check_snr_set,
+    raise_if_infeasible,
     sample_snr_db,
 )
 from beamgym.envs.fully_digital_fdd import expected_csi_nmse_db
@@ -152,6 +154,12 @@ class NearFieldHybridConfig:
             check_int(getattr(self, name), name)
         if self.N > 4096:
             raise ValueError(f"N = S*n = {self.N} antennas is too large; reduce S or n")
+        if self.K > self.N:
+            raise ValueError(
+                f"hybrid beamforming needs K <= N_RF <= N (here N_RF = K, one RF chain per user, "
+                f"paper 000 Sec. IV-B), got K={self.K} and N = S*n = {self.N}; lower K or "
+                "raise S or n"
+            )
         lam = check_positive(self.wavelength, "wavelength")
         check_positive(self.spacing, "spacing")
         rc = check_positive(self.r_c, "r_c")
@@ -474,6 +482,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
                     f"instance.{name} must have shape [B, {', '.join(map(str, shape))}] and "
                     f"dtype {dtype} for this config, got {tuple(t.shape)} {t.dtype}"
                 )
+        check_instance_snr_db(inst.snr_db)
         if bool((inst.power <= 0).any()):
             raise ValueError("instance.power (P, linear) must be > 0")
         if bool((inst.power != float(c.P)).any()):
@@ -603,11 +612,12 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
                 f"beamformer.digital [B, N_RF, K] = [{b}, {c.K}, {c.K}], got "
                 f"{tuple(F_.shape)} and {tuple(W.shape)}"
             )
-        if W.dtype != self.cdtype or F_.dtype != self.cdtype:
-            raise ValueError(
-                f"beamformer tensors must have dtype {self.cdtype} (precision="
-                f"{self.precision!r}), got {F_.dtype} and {W.dtype}"
-            )
+        for part, t in (("analog", F_), ("digital", W)):
+            if t.dtype != self.cdtype:
+                raise ValueError(
+                    f"beamformer.{part} must have dtype {self.cdtype} (precision="
+                    f"{self.precision!r}), got {t.dtype}"
+                )
         same = F_ is instance.analog or torch.equal(F_, instance.analog)  # cheap common case
         if not same and not torch.allclose(F_, instance.analog, rtol=1e-5, atol=1e-6):
             raise ValueError(
@@ -634,7 +644,11 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(
-        self, beamformer: HybridBeamformer, instance: NearFieldHybridInstance
+        self,
+        beamformer: HybridBeamformer,
+        instance: NearFieldHybridInstance,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
         r"""Sum-rate (bit/s/Hz) on the TRUE effective channel, eq. (33), band-averaged.
 
@@ -644,7 +658,9 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
 
         with :math:`\mathbf g_{k,f}^T = \mathbf h_{k,f}^T\mathbf W^a_f` (``F = 1``: eq. (33)
         exactly). Differentiable in the digital precoder; evaluated as given:
-        ``feasible`` flags band-averaged power :math:`\le P(1 + 10^{-4})`.
+        ``feasible`` flags band-averaged power :math:`\le P(1 + 10^{-4})` (eq. (34)); an
+        infeasible design raises ``ValueError`` naming the power excess unless
+        ``check_feasible=False``.
 
         Returns:
             ``reward``/``metric``/``sum_rate`` ``[B]``, ``per_user`` band-averaged rates and
@@ -660,6 +676,14 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         power = self._power(instance.gram, W)
         with torch.no_grad():
             feasible = power <= instance.power * (1.0 + FEASIBILITY_RTOL)
+        if check_feasible:
+            raise_if_infeasible(
+                feasible,
+                power,
+                instance.power,
+                constraint="||W^a W^D||_F^2 <= P (paper 000 eq. (34))",
+                rtol=FEASIBILITY_RTOL,
+            )
         return {
             "reward": total,
             "metric": total,
@@ -668,7 +692,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
             "sinr": miso_sinr(instance.G[:, 0], W),
             "power": power,
             "feasible": feasible,
-            "snr_db": instance.snr_db,
+            "snr_db": instance.snr_db.clone(),
         }
 
     # ---- structured helpers for model-based agents ----------------------------------------

@@ -17,7 +17,12 @@ from typing import Any, ClassVar
 import torch
 
 from beamgym._validation import check_int, check_number, check_tensor
-from beamgym.envs.base import BeamformingEnv, BeamformingTask, BeamformingVectorEnv
+from beamgym.envs.base import (
+    BeamformingEnv,
+    BeamformingTask,
+    BeamformingVectorEnv,
+    raise_if_infeasible,
+)
 from beamgym.packing import pack_complex, unpack_complex
 from beamgym.physics.channels import sample_correlated_channel, sample_upa_angles, upa_covariance
 from beamgym.physics.codebooks import (
@@ -53,6 +58,9 @@ CSI_MODELS: tuple[str, ...] = ("mmse", "dft-feedback", "perfect")
 
 #: Redraw rounds of ``reject_infeasible`` before the configuration is declared infeasible.
 _MAX_REDRAWS = 20
+
+#: Relative power tolerance of the ``feasible`` flag of :meth:`OutageHybridTask.evaluate`.
+_FEASIBILITY_RTOL = 1e-4
 
 #: Floor of the per-user SINR fed back in dB (``per_user``), to keep it finite at zero power.
 _SINR_DB_FLOOR = -100.0
@@ -411,6 +419,64 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
                 )
         return inst.to(self.device)
 
+    def validate_instance(self, instance: Any) -> OutageHybridInstance:
+        """Check type, batch, finiteness, shapes, dtypes and values of a user-supplied instance.
+
+        Shapes follow the config (``I`` users, ``M = n_x n_y`` antennas); ``gamma`` must be
+        > 0, ``xi`` > 0 (``csi="mmse"``: linear pilot power), integers in ``[1, M]``
+        (``"dft-feedback"``: ``N_fb``) or >= 0 (``"perfect"``), ``group`` in ``[0, G)``, the
+        directions within ``[-pi/2, pi/2]`` and the covariances Hermitian.
+        """
+        inst = super().validate_instance(instance)
+        c = self.config
+        i, m = c.num_users, c.M
+        cd, rd = self.cdtype, self.rdtype
+        want = {
+            "h": ((i, m), cd),
+            "h_est": ((i, m), cd),
+            "R": ((i, m, m), cd),
+            "R_est": ((i, m, m), cd),
+            "gamma": ((i,), rd),
+            "xi": ((i,), rd),
+            "group": ((), torch.int64),
+            "phi_x": ((i,), rd),
+            "phi_y": ((i,), rd),
+        }
+        for name, (shape, dtype) in want.items():
+            t = getattr(inst, name)
+            if tuple(t.shape[1:]) != shape or t.dtype != dtype:
+                raise ValueError(
+                    f"instance.{name} must have shape [B{''.join(f', {d}' for d in shape)}] and "
+                    f"dtype {dtype} for this config (num_users={i}, n_x*n_y={m}), got "
+                    f"{tuple(t.shape)} {t.dtype}; make the env with the instance's sizes"
+                )
+        if bool((inst.gamma <= 0).any()):
+            raise ValueError("instance.gamma (linear SINR targets) must be > 0")
+        if c.csi == "mmse" and bool((inst.xi <= 0).any()):
+            raise ValueError("instance.xi (linear pilot powers, csi='mmse') must be > 0")
+        if c.csi == "dft-feedback" and bool(
+            ((inst.xi != inst.xi.round()) | (inst.xi < 1) | (inst.xi > m)).any()
+        ):
+            raise ValueError(
+                f"instance.xi (N_fb, csi='dft-feedback') must hold integers in [1, M = {m}]"
+            )
+        if c.csi == "perfect" and bool((inst.xi < 0).any()):
+            raise ValueError("instance.xi must be >= 0 (0 with csi='perfect')")
+        if bool(((inst.group < 0) | (inst.group >= c.num_groups)).any()):
+            raise ValueError(
+                f"instance.group must lie in [0, {c.num_groups}) (constraint groups of this "
+                f"config), got values {sorted(set(inst.group.tolist()))[:5]}"
+            )
+        for name in ("phi_x", "phi_y"):
+            if bool((getattr(inst, name).abs() > math.pi / 2 + 1e-6).any()):
+                raise ValueError(f"instance.{name} (radians) must lie in [-pi/2, pi/2]")
+        for name in ("R", "R_est"):
+            r = getattr(inst, name)
+            scale = r.abs().amax((-2, -1), keepdim=True).clamp_min(torch.finfo(rd).tiny)
+            if bool(((r - r.mH).abs() > 1e-4 * scale).any()):
+                raise ValueError(f"instance.{name} (covariances) must be Hermitian")
+        return inst
+
     def _draw(self, generator: torch.Generator, b: int) -> OutageHybridInstance:
         c = self.config
         i, rdtype = c.num_users, self.rdtype
@@ -610,18 +676,22 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
             )
         check_tensor(beamformer.analog, "beamformer.analog", ndim=3, complex_=True)
         check_tensor(beamformer.digital, "beamformer.digital", ndim=3, complex_=True)
-        want_a = (b, c.M, c.num_rf)
-        want_d = (b, c.num_rf, c.num_users)
-        if tuple(beamformer.analog.shape) != want_a or tuple(beamformer.digital.shape) != want_d:
-            raise ValueError(
-                f"beamformer must have analog {want_a} and digital {want_d}, got "
-                f"{tuple(beamformer.analog.shape)} and {tuple(beamformer.digital.shape)}"
-            )
-        if beamformer.analog.dtype != self.cdtype or beamformer.digital.dtype != self.cdtype:
-            raise ValueError(
-                f"beamformer tensors must be {self.cdtype} (precision={self.precision!r}), got "
-                f"{beamformer.analog.dtype} and {beamformer.digital.dtype}"
-            )
+        want = {
+            "analog": (b, c.M, c.num_rf),
+            "digital": (b, c.num_rf, c.num_users),
+        }
+        for part, shape in want.items():
+            t = getattr(beamformer, part)
+            if tuple(t.shape) != shape:
+                raise ValueError(
+                    f"beamformer.{part} must have shape {shape} ([B, M, M_rf] analog, [B, M_rf, "
+                    f"I] digital), got {tuple(t.shape)}"
+                )
+            if t.dtype != self.cdtype:
+                raise ValueError(
+                    f"beamformer.{part} must be {self.cdtype} (precision={self.precision!r}), "
+                    f"got {t.dtype}"
+                )
         return beamformer
 
     def _match(self, analog: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -664,14 +734,36 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
 
     # ---- evaluation ------------------------------------------------------------------------
     def evaluate(
-        self, beamformer: HybridBeamformer, instance: OutageHybridInstance
+        self,
+        beamformer: HybridBeamformer,
+        instance: OutageHybridInstance,
+        *,
+        check_feasible: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """Weighted power (eq. 4), true-channel SINR (eq. 2), outages (eq. 10), reward."""
+        r"""Weighted power (eq. 4), true-channel SINR (eq. 2), outages (eq. 10), reward.
+
+        ``feasible`` flags a weighted power :math:`\le P_{\max}(1 + 10^{-4})` (eq. (5));
+        the analog columns must be codewords (eq. (6), always checked). A design above
+        ``P_max`` raises ``ValueError`` naming the excess, unless ``check_feasible=False``:
+        it is then scaled down by eq. (34) before scoring (``pmax_scaled``), so no evaluation
+        exceeds ``P_max`` (differentiable).
+        """
         c = self.config
         bf = self._check_beamformer(beamformer, instance.batch_size)
         self._match(bf.analog)
         d = bf.digital
         p_user = d.abs().square().sum(-2)  # [B, I]: p_i ||b_i||^2 (Psi0 = I)
+        with torch.no_grad():
+            raw_power = p_user.sum(-1)
+            feasible = raw_power <= c.p_max * (1.0 + _FEASIBILITY_RTOL)
+        if check_feasible:
+            raise_if_infeasible(
+                feasible,
+                raw_power,
+                c.p_max,
+                constraint="sum_i p_i ||b_i||^2 <= P_max (paper 002 eq. (4)-(5))",
+                rtol=_FEASIBILITY_RTOL,
+            )
         # eq. (34) is idempotent on feasible beamformers; applied so that no evaluation exceeds
         # P_max (differentiable).
         p_proj, scaled = scale_to_pmax(p_user, c.p_max)
@@ -703,8 +795,9 @@ class OutageHybridTask(BeamformingTask[OutageHybridInstance, OutageHybridConfig]
             "outage_fraction": n_out / c.num_users,
             "soft_outage": soft,
             "pmax_scaled": scaled,
+            "feasible": feasible,
             "p_out": torch.full((b,), c.p_out, dtype=power.dtype, device=power.device),
-            "group": instance.group,
+            "group": instance.group.clone(),
         }
 
 
@@ -812,8 +905,9 @@ class OutageHybridEnv(BeamformingEnv):
     ``power_db``, ``power_per_user``, ``sinr``, ``sinr_db``, ``gamma_db``,
     ``sinr_margin_db``, ``outage`` (per user), ``num_outage``, ``outage_fraction``,
     ``soft_outage`` (logistic surrogate of eq. 52, ``1 - sigmoid(beta_c (SINR/gamma - 1))``),
-    ``pmax_scaled``, ``p_out`` and ``group``. `evaluate` is differentiable in the beamformer
-    (the outage indicator is not; use ``soft_outage``).
+    ``pmax_scaled``, ``feasible``, ``p_out`` and ``group``. `evaluate` is differentiable in the
+    beamformer (the outage indicator is not; use ``soft_outage``) and raises on designs above
+    ``P_max`` unless ``check_feasible=False``.
 
     ## Starting State
 

@@ -200,11 +200,21 @@ def test_evaluate_flags_infeasible_and_validates() -> None:
     bf = _random_feasible(t, inst, 8)
     assert bool(t.evaluate(bf, inst)["feasible"].all())
     loud = HybridBeamformer(analog=bf.analog, digital=2 * bf.digital)
-    m = t.evaluate(loud, inst)
+    with pytest.raises(ValueError, match=r"power .* exceeds the budget .* by .*% over"):
+        t.evaluate(loud, inst)
+    m = t.evaluate(loud, inst, check_feasible=False)
     assert not bool(m["feasible"].any())
     assert bool((m["reward"] > t.evaluate(bf, inst)["reward"]).all())  # power is not free
+    # 003 eq. (5c) is an equality: half power is infeasible too
+    quiet = HybridBeamformer(analog=bf.analog, digital=bf.digital * 0.5**0.5)
+    with pytest.raises(ValueError, match="below the budget"):
+        t.evaluate(quiet, inst)
     not_unit = HybridBeamformer(analog=bf.analog * 1.1, digital=bf.digital / 1.1)
-    assert not bool(t.evaluate(not_unit, inst)["feasible"].any())
+    with pytest.raises(ValueError, match=r"\|F_ij\| = 1"):
+        t.evaluate(not_unit, inst)
+    assert not bool(t.evaluate(not_unit, inst, check_feasible=False)["feasible"].any())
+    with pytest.raises(ValueError, match="beamformer.analog must be a torch.Tensor, got ndarray"):
+        t.evaluate(HybridBeamformer(analog=bf.analog.numpy(), digital=bf.digital), inst)
     with pytest.raises(ValueError, match="HybridBeamformer"):
         t.evaluate(bf.full(), inst)
     with pytest.raises(ValueError, match=r"beamformer.analog must have shape"):
@@ -365,7 +375,14 @@ def test_steering_round_trip_reward_and_fixed_analog() -> None:
     with pytest.raises(ValueError, match="analog precoder is fixed"):
         t.beamformer_to_action(HybridBeamformer(analog=unit_modulus(F), digital=Wd), inst)
     other = HybridBeamformer(analog=F * 1j, digital=Wd)
-    assert not bool(t.evaluate(other, inst)["feasible"].any())
+    with pytest.raises(ValueError, match="steering precoder"):
+        t.evaluate(other, inst)
+    assert not bool(t.evaluate(other, inst, check_feasible=False)["feasible"].any())
+    # 000 eq. (23) is an inequality: half power is feasible, 1.01 P is not
+    half = HybridBeamformer(analog=F, digital=Wd * 0.5**0.5)
+    assert bool(t.evaluate(half, inst)["feasible"].all())
+    with pytest.raises(ValueError, match="exceeds the budget"):
+        env.evaluate(HybridBeamformer(analog=F, digital=Wd * 1.01**0.5))
     with pytest.raises(ValueError, match="needs analog='phase-shifter'"):
         t.initial_beamformer(inst)
 

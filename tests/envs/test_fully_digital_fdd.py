@@ -208,7 +208,10 @@ def test_evaluate_is_the_sum_rate_on_the_true_channel() -> None:
     torch.testing.assert_close(m["per_user"], miso_rates(inst.H, W))
     assert not torch.allclose(m["reward"], sum_rate(inst.H_est, W), rtol=1e-9, atol=0)
     assert m["feasible"].all()
-    assert (~t.evaluate(1.01 * W, inst)["feasible"]).all()
+    assert (~t.evaluate(1.01 * W, inst, check_feasible=False)["feasible"]).all()
+    with pytest.raises(ValueError, match=r"exceeds the budget .* \(2\.01% over"):
+        t.evaluate(1.01 * W, inst)
+    assert t.evaluate(0.5 * W, inst)["feasible"].all()  # eq. (8) is an inequality
     # via the action space: MMSE -> action -> beamformer gives the same reward
     W2, _ = t.action_to_beamformer(t.beamformer_to_action(W, inst), inst)
     torch.testing.assert_close(t.evaluate(W2, inst)["reward"], m["reward"])

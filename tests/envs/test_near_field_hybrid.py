@@ -200,7 +200,11 @@ def test_evaluate_errors() -> None:
         t.evaluate(HybridBeamformer(analog=bf.analog, digital=bf.digital[:, :3]), inst)
     with pytest.raises(ValueError, match="dtype"):
         t.evaluate(HybridBeamformer(analog=bf.analog, digital=bf.digital.to(torch.complex64)), inst)
-    assert (~t.evaluate(HybridBeamformer(bf.analog, 1.1 * bf.digital), inst)["feasible"]).all()
+    loud = HybridBeamformer(bf.analog, 1.1 * bf.digital)
+    assert (~t.evaluate(loud, inst, check_feasible=False)["feasible"]).all()
+    with pytest.raises(ValueError, match=r"exceeds the budget .* \(21% over"):
+        t.evaluate(loud, inst)
+    assert t.evaluate(HybridBeamformer(bf.analog, 0.5 * bf.digital), inst)["feasible"].all()
 
 
 # ---- wideband (beam split) ---------------------------------------------------------------------

@@ -293,8 +293,12 @@ def test_evaluate_projects_excess_power_and_is_differentiable() -> None:
     inst = task.sample(_gen(17), 4)
     bf = _greedy_free_solution(task, inst, inst.h)
     loud = HybridBeamformer(bf.analog, bf.digital * 10.0)  # >= 100 x the power
-    m = task.evaluate(loud, inst)
     big = (bf.digital.abs().square().sum((-2, -1)) * 100) > 100
+    assert bool(big.any())
+    with pytest.raises(ValueError, match="exceeds the budget 100"):
+        task.evaluate(loud, inst)
+    m = task.evaluate(loud, inst, check_feasible=False)
+    assert torch.equal(m["feasible"], ~big)
     assert (m["pmax_scaled"] == big).all()
     assert (m["power"] <= 100 * (1 + 1e-12)).all()
     dig = bf.digital.clone().requires_grad_(True)
