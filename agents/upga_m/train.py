@@ -43,7 +43,7 @@ from agents.classical.modular import (
     random_unit_modulus_panels,
 )
 from agents.cli import add_dataclass_arguments, dataclass_from_args
-from agents.pretrained import env_config_dict, read_checkpoint, write_checkpoint
+from agents.pretrained import env_config_dict, env_kwargs_of, read_checkpoint, write_checkpoint
 from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from agents.upga_m.model import (
     ENV_ID,
@@ -339,7 +339,7 @@ def checkpoint_config(
     out: dict[str, Any] = {
         "agent": agent,
         "env_id": ENV_ID,
-        "env_kwargs": task.env_kwargs,
+        "env_kwargs": env_kwargs_of(task),
         "env_config": env_config_dict(task),
         "hparams": {},
         "train_config": dataclasses.asdict(config),
