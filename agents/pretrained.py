@@ -226,10 +226,17 @@ def read_checkpoint(path: str | Path, agent: str | None = None) -> Checkpoint:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path} is not a weights-only checkpoint: it holds objects other than tensors "
-            f"(possibly code), refused unread ({str(exc).splitlines()[0]})"
-        ) from exc
+        detail = [
+            ln.strip()
+            for ln in str(exc).splitlines()
+            if "GLOBAL" in ln or "Unsupported global" in ln
+        ]
+        if detail:  # the pickle names a callable: code, refused by weights_only=True
+            raise CheckpointError(
+                f"{path} is not a weights-only checkpoint: it would run code or build objects "
+                f"other than tensors, refused unread ({detail[0]})"
+            ) from exc
+        raise CheckpointError(f"{path} cannot be read: truncated or corrupt file") from exc
     except Exception as exc:  # truncated or corrupt zip, foreign file
         raise CheckpointError(
             f"{path} cannot be read: truncated or corrupt file ({type(exc).__name__}: "
