@@ -1,4 +1,4 @@
-"""The one agent contract of beamgym, and the agent registry.
+r"""The one agent contract of beamgym, and the agent registry.
 
 Modelled on stable-baselines3's ``BaseAlgorithm`` (``predict`` / ``learn`` / ``save`` /
 ``load``) and on learned_optimization's split of a learned optimizer into its update rule and
@@ -9,18 +9,25 @@ its meta-parameters. Every agent — model-based solver, learned optimizer, or R
   knows only (:meth:`BeamformingTask.known`: estimated CSI, SNR, targets, ...), returning the
   env's structured beamformer;
 * acts in Gymnasium with :meth:`Agent.predict` (``obs -> (action, state)``, SB3's signature);
-* may :meth:`Agent.learn`; model-based solvers make it a no-op;
-* saves weights only (``torch.save`` of tensors and builtins, loaded with
-  ``weights_only=True``); a checkpoint made for another configuration is rejected with a clear
-  message.
+* :meth:`Agent.learn`\ s: a learned agent (``learnable = True``, with learned weights and a
+  trainer declared at registration) retrains with its trainer; a calibrating agent
+  (``validation_size > 0``) calibrates on validation data; a model-based solver has nothing
+  to learn (``learnable = False``) and ``learn`` is a documented no-op returning ``self``;
+* :meth:`Agent.save`\ s and :meth:`Agent.load`\ s through the one checkpoint format of
+  :mod:`agents.pretrained` (a folder with weights-only ``checkpoint.pt`` and ``config.json``);
+  a checkpoint that is corrupt, unsafe, of another agent or made for another configuration is
+  rejected with :class:`CheckpointError`.
 
-Agents register themselves with :func:`register_agent`; :func:`make_agent` builds one by name.
+Agents register themselves with :func:`register_agent` (a learned agent also names its trainer,
+``"module:function"``, which ``examples/train.py`` dispatches to); :func:`make_agent` builds
+one by name.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +35,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from agents.pretrained import (
+    CheckpointError,
+    env_config_dict,
+    env_kwargs_of,
+    read_checkpoint,
+    write_checkpoint,
+)
 from beamgym.datasets import make_task
 from beamgym.envs.base import BeamformingTask
 from beamgym.structures import TensorDataclass
@@ -41,12 +55,6 @@ __all__ = [
     "registered_agents",
     "task_of",
 ]
-
-_FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not fit the agent or the environment configuration."""
 
 
 def task_of(env: Any) -> BeamformingTask:
@@ -73,6 +81,10 @@ class Agent(abc.ABC):
 
     #: Registry name (set by :func:`register_agent`).
     registry_name: ClassVar[str] = ""
+    #: ``True`` for agents with learned weights made by a trainer (``register_agent(...,
+    #: trainer=...)``): :meth:`learn` trains them (or raises ``NotImplementedError`` naming the
+    #: train command). ``False`` (model-based solvers): :meth:`learn` is a no-op.
+    learnable: ClassVar[bool] = False
 
     def __init__(self, env: Any, **hparams: Any) -> None:
         self.task = task_of(env)
@@ -135,7 +147,17 @@ class Agent(abc.ABC):
 
     # ---- learning and persistence ---------------------------------------------------------------
     def learn(self, *args: Any, **kwargs: Any) -> Agent:
-        """Train the agent; model-based solvers have nothing to learn and return ``self``."""
+        """Train the agent and return ``self``.
+
+        Model-based solvers (``learnable = False``) have nothing to learn: a no-op returning
+        ``self``. Learned agents override it to train with their trainer; one that cannot
+        train in process raises ``NotImplementedError`` naming ``examples/train.py``.
+        """
+        if self.learnable:
+            raise NotImplementedError(
+                f"{self.name} does not train in process; train it with: python "
+                f"examples/train.py --agent {self.registry_name} --help"
+            )
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -147,67 +169,84 @@ class Agent(abc.ABC):
         if state:
             raise CheckpointError(f"{self.name} has no learned parameters, got {sorted(state)}")
 
-    def save(self, path: str | Path) -> None:
-        """Save hyperparameters, the env configuration and the learned tensors (weights only)."""
-        torch.save(
-            {
-                "format_version": _FORMAT_VERSION,
-                "agent": self.registry_name,
-                "hparams": self.hparams,
-                "env_config": _config_dict(self.task),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            },
-            Path(path),
-        )
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The ``config.json`` that :meth:`save` writes beside the weights.
+
+        Holds the agent name, the env id, the env keywords and full configuration, and the
+        hyperparameters; learned agents add their model's training configuration and command.
+        """
+        return {
+            "agent": self.registry_name,
+            "env_id": self.task.env_id,
+            "env_kwargs": env_kwargs_of(self.task),
+            "env_config": env_config_dict(self.task),
+            "hparams": self.hparams,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Save to the model folder ``path``: weights-only ``checkpoint.pt`` and ``config.json``.
+
+        Returns:
+            The ``checkpoint.pt`` path (:mod:`agents.pretrained` documents the format).
+        """
+        return write_checkpoint(path, self.state_dict(), self.checkpoint_config())
 
     @classmethod
     def load(cls, path: str | Path, env: Any) -> Agent:
-        """Load an agent saved by :meth:`save` for ``env``'s configuration.
+        """Load an agent saved by :meth:`save` (a model folder or its ``checkpoint.pt``).
+
+        A learned agent is rebuilt with ``checkpoint=path``, so its own check of the env
+        configuration applies (e.g. one KD-EDN model serves its SNR set); any other agent
+        needs the very env configuration it was saved with.
 
         Raises:
-            CheckpointError: if the file is missing, is not a beamgym checkpoint, belongs to
-                another agent, or was made for another environment configuration.
+            CheckpointError: Naming the file and the problem: missing, truncated or corrupt,
+                not weights-only, another agent, or another environment configuration.
         """
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"checkpoint {path} does not exist")
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("format_version") != _FORMAT_VERSION:
-            raise CheckpointError(f"{path} is not a beamgym agent checkpoint")
+        ckpt = read_checkpoint(path)
+        name = cls.registry_name or str(ckpt.config.get("agent"))
+        if ckpt.config.get("agent") != name or name not in _REGISTRY:
+            raise CheckpointError(
+                f"{ckpt.path} holds agent {ckpt.config.get('agent')!r}, not {name!r}"
+            )
         task = task_of(env)
-        name = cls.registry_name or data["agent"]
-        if data["agent"] != name:
-            raise CheckpointError(f"{path} holds agent {data['agent']!r}, not {name!r}")
-        want, got = _config_dict(task), data["env_config"]
+        hparams = {k: _from_json(v) for k, v in ckpt.config.get("hparams", {}).items()}
+        if _REGISTRY[name].factory.learnable:
+            return make_agent(name, task, **{**hparams, "checkpoint": str(ckpt.path)})
+        want = (task.env_id, env_config_dict(task))
+        got = (ckpt.config.get("env_id"), ckpt.config.get("env_config", {}))
         if want != got:
-            diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+            diff = sorted(k for k in set(want[1]) | set(got[1]) if want[1].get(k) != got[1].get(k))
+            if want[0] != got[0]:
+                diff.insert(0, f"env_id: checkpoint {got[0]!r} vs env {want[0]!r}")
             detail = ", ".join(
-                f"{k}: checkpoint {got.get(k)!r} vs env {want.get(k)!r}" for k in diff
+                d
+                if d.startswith("env_id")
+                else f"{d}: checkpoint {got[1].get(d)!r} vs env {want[1].get(d)!r}"
+                for d in diff
             )
             raise CheckpointError(
-                f"{path} was made for another environment configuration ({detail}); "
-                "train a model for this configuration, or make the env with the checkpoint's "
-                "keywords"
+                f"{ckpt.path} was made for another environment configuration ({detail}); "
+                "make the env with the checkpoint's env_kwargs (config.json)"
             )
-        agent = (
-            make_agent(data["agent"], task, **data["hparams"])
-            if cls is Agent
-            else cls(task, **data["hparams"])
-        )
-        agent.load_state_dict(data["state_dict"])
+        agent = make_agent(name, task, **hparams)
+        agent.load_state_dict(ckpt.state)
         return agent
+
+
+def _from_json(v: Any) -> Any:
+    """A hyperparameter read back from JSON (lists as the tuples they were saved from)."""
+    if isinstance(v, list):
+        return tuple(_from_json(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _from_json(x) for k, x in v.items()}
+    return v
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
-
-
-def _config_dict(task: BeamformingTask) -> dict[str, Any]:
-    cfg = dataclasses.asdict(task.config)
-    cfg["__class__"] = type(task.config).__name__
-    return cfg
 
 
 # ---- registry ----------------------------------------------------------------------------------
@@ -227,6 +266,9 @@ class AgentSpec:
         validation_size: If > 0, the agent calibrates on held-out data before it is scored:
             the harness CLI calls ``agent.learn(validation_set)`` with this many instances
             drawn from a validation seed distinct from the test seed (e.g. G-HBF-marg's margin).
+        trainer: For a learned agent, ``"module:function"`` of its training entry point,
+            ``function(argv) -> Path`` (``examples/train.py --agent NAME ARGS`` calls it with
+            ``ARGS`` and it writes a model folder); ``None`` for agents without one.
     """
 
     name: str
@@ -236,6 +278,19 @@ class AgentSpec:
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     env_kwargs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     validation_size: int = 0
+    trainer: str | None = None
+
+    def load_trainer(self) -> Callable[[list[str]], Path]:
+        """The training entry point ``function(argv) -> Path`` named by :attr:`trainer`.
+
+        Raises:
+            ValueError: The agent has no trainer.
+        """
+        if self.trainer is None:
+            trainable = sorted(n for n, s in _REGISTRY.items() if s.trainer)
+            raise ValueError(f"agent {self.name!r} has no trainer; trainable agents: {trainable}")
+        module, func = self.trainer.split(":")
+        return getattr(importlib.import_module(module), func)
 
     def default_env_kwargs(self, env_id: str) -> dict[str, Any]:
         """The env configuration this agent runs on by default for ``env_id``."""
@@ -252,6 +307,7 @@ def register_agent(
     *,
     env_kwargs: dict[str, dict[str, Any]] | None = None,
     validation_size: int = 0,
+    trainer: str | None = None,
     **defaults: Any,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator registering an :class:`Agent` subclass under ``name``.
@@ -262,6 +318,8 @@ def register_agent(
         description: One line for ``--list``.
         env_kwargs: Optional per-env default configuration (see :class:`AgentSpec`).
         validation_size: Validation instances the agent calibrates on (see :class:`AgentSpec`).
+        trainer: ``"module:function"`` training entry point of a learned agent (see
+            :class:`AgentSpec`); required exactly when the class sets ``learnable = True``.
         **defaults: Default hyperparameters.
     """
 
@@ -271,6 +329,13 @@ def register_agent(
         unknown = set(env_kwargs or {}) - set(env_ids)
         if unknown:
             raise ValueError(f"env_kwargs for unsupported env ids {sorted(unknown)}")
+        if bool(trainer) != cls.learnable:
+            raise ValueError(
+                f"agent {name!r}: a learned agent (learnable = True) must declare its trainer "
+                f"and only a learned one may (learnable={cls.learnable}, trainer={trainer!r})"
+            )
+        if trainer is not None and (trainer.count(":") != 1 or not all(trainer.split(":"))):
+            raise ValueError(f"trainer must be 'module:function', got {trainer!r}")
         cls.registry_name = name
         _REGISTRY[name] = AgentSpec(
             name,
@@ -280,6 +345,7 @@ def register_agent(
             dict(defaults),
             dict(env_kwargs or {}),
             int(validation_size),
+            trainer,
         )
         return cls
 
@@ -300,20 +366,7 @@ def make_agent(name: str, env: Any, **hparams: Any) -> Agent:
         raise ValueError(f"unknown agent {name!r}; registered: {sorted(_REGISTRY)}")
     spec = _REGISTRY[name]
     task = make_task(env) if isinstance(env, str) else task_of(env)
-    env_id = _env_id_of(task)
+    env_id = getattr(type(task), "env_id", None)
     if env_id is not None and env_id not in spec.env_ids:
         raise ValueError(f"agent {name!r} does not support {env_id}; it supports {spec.env_ids}")
     return spec.factory(task, **{**spec.defaults, **hparams})
-
-
-def _env_id_of(task: BeamformingTask) -> str | None:
-    from beamgym.envs import ENV_IDS
-
-    module = type(task).__module__.rsplit(".", 1)[-1]
-    for env_id in ENV_IDS:
-        import gymnasium as gym
-
-        entry = gym.registry[env_id].entry_point
-        if isinstance(entry, str) and entry.split(":")[0].endswith(module):
-            return env_id
-    return None

@@ -20,15 +20,12 @@ outage).
 
 from __future__ import annotations
 
-import argparse
-import ast
 import csv
 import dataclasses
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning threads
 # distort the latencies we report. Must be set before torch is imported.
@@ -36,6 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import agents  # noqa: E402
 from agents.base import make_agent, registered_agents  # noqa: E402
+from agents.cli import dataclass_from_args, dataclass_parser, parse_env_kwargs  # noqa: E402
 from agents.harness import AgentResult, evaluate_agent  # noqa: E402
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
 
@@ -63,20 +61,20 @@ PRESETS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
 }
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Args:
-    """Command-line arguments (CleanRL style: one documented field each)."""
+    """Arguments of the evaluation (CleanRL style: this dataclass is the parser)."""
 
-    agent: str = DEMO_AGENT
-    """Main agent (registry name, see --list)."""
-    compare: tuple[str, ...] = ()
-    """Further agents scored on the same env and instances."""
+    agent: str | None = None
+    """Main agent (registry name, see --list); none: the demo, mmse beside classical solvers."""
+    compare: tuple[str, ...] | None = None
+    """Further agents scored on the same env and instances (default: the agent's preset)."""
     env: str | None = None
     """Env id; default: the main agent's first supported env."""
     env_kw: tuple[str, ...] = ()
     """Env configuration as key=value pairs (Python literals), e.g. analog=phase-shifter."""
     snr_db: tuple[float, ...] = ()
-    """SNRs in dB; one test set per value (envs with an ``snr_db`` keyword)."""
+    """SNRs in dB; one test set per value (envs with an snr_db keyword)."""
     episodes: int = 200
     """Test instances per test set."""
     batch: int = 512
@@ -87,69 +85,36 @@ class Args:
     """Output folder for results.json, results.csv and plots (default: runs/evaluate-<time>)."""
     seed: int = TEST_SEED
     """Test-set seed (fixed; change only to check robustness)."""
+    list: bool = False
+    """List the registered agents and exit."""
+
+    def resolved(self) -> Args:
+        """The arguments with the demo and the presets filled in (``agent`` never ``None``)."""
+        specs = registered_agents()
+        if self.agent is None:
+            agent = DEMO_AGENT
+            compare = (
+                self.compare
+                if self.compare is not None
+                else tuple(a for a in DEMO_COMPARE if a in specs)
+            )
+        else:
+            agent, compare = self.agent, tuple(self.compare or ())
+        snr_db = self.snr_db
+        preset = PRESETS.get(agent)
+        if preset is not None and not self.env_kw:
+            env_id = self.env or specs[agent].env_ids[0] if agent in specs else None
+            if self.compare is None:
+                compare = tuple(a for a in preset[0] if a in specs and env_id in specs[a].env_ids)
+            snr_db = snr_db or preset[1]
+        return dataclasses.replace(self, agent=agent, compare=compare, snr_db=snr_db)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--agent", default=None, help=f"main agent (default demo: {DEMO_AGENT})")
-    p.add_argument("--compare", nargs="*", default=None, help="agents scored beside it")
-    p.add_argument("--env", default=None, help="env id (default: the agent's paper env)")
-    p.add_argument("--env-kw", nargs="*", default=[], help="env keywords key=value")
-    p.add_argument("--snr-db", nargs="*", type=float, default=[], help="SNRs in dB")
-    p.add_argument("--episodes", type=int, default=200, help="test instances per set")
-    p.add_argument("--batch", type=int, default=512, help="instances per batched solve")
-    p.add_argument("--trace", action="store_true", help="metric vs iteration")
-    p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--seed", type=int, default=TEST_SEED, help="test-set seed")
-    p.add_argument("--list", action="store_true", help="list the registered agents")
-    ns = p.parse_args(argv)
-    if ns.agent is None:
-        agent = DEMO_AGENT
-        compare = (
-            tuple(ns.compare)
-            if ns.compare is not None
-            else tuple(a for a in DEMO_COMPARE if a in registered_agents())
-        )
-    else:
-        agent, compare = ns.agent, tuple(ns.compare or ())
-    snr_db = tuple(ns.snr_db)
-    preset = PRESETS.get(agent)
-    if preset is not None and not ns.env_kw:
-        specs = registered_agents()
-        env_id = ns.env or specs[agent].env_ids[0] if agent in specs else None
-        if ns.compare is None:
-            compare = tuple(a for a in preset[0] if a in specs and env_id in specs[a].env_ids)
-        snr_db = snr_db or preset[1]
-    args = Args(
-        agent=agent,
-        compare=compare,
-        env=ns.env,
-        env_kw=tuple(ns.env_kw),
-        snr_db=snr_db,
-        episodes=ns.episodes,
-        batch=ns.batch,
-        trace=ns.trace,
-        out=ns.out,
-        seed=ns.seed,
-    )
-    return args, ns.list
-
-
-def _literal(v: str) -> Any:
-    try:
-        return ast.literal_eval(v)
-    except (ValueError, SyntaxError):
-        return v
-
-
-def _env_kwargs(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--env-kw expects key=value, got {pair!r}")
-        k, v = pair.split("=", 1)
-        out[k] = _literal(v)
-    return out
+    """Parse the command line into :class:`Args` (resolved) and whether ``--list`` was given."""
+    ns = dataclass_parser(Args).parse_args(argv)
+    args = dataclass_from_args(Args, ns)
+    return args.resolved(), args.list
 
 
 def print_registry() -> None:
@@ -160,7 +125,8 @@ def print_registry() -> None:
 
 def run(args: Args) -> list[AgentResult]:
     specs = registered_agents()
-    names = (args.agent, *[c for c in args.compare if c != args.agent])
+    assert args.agent is not None, "run(args.resolved())"
+    names = (args.agent, *[c for c in args.compare or () if c != args.agent])
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise SystemExit(f"unknown agent(s) {unknown}; see --list")
@@ -169,7 +135,10 @@ def run(args: Args) -> list[AgentResult]:
         if env_id not in specs[n].env_ids:
             raise SystemExit(f"agent {n!r} does not support {env_id}; see --list")
     base_kw = specs[args.agent].default_env_kwargs(env_id) if not args.env_kw else {}
-    base_kw.update(_env_kwargs(args.env_kw))
+    try:
+        base_kw.update(parse_env_kwargs(args.env_kw))
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     settings = [{**base_kw, "snr_db": s} for s in args.snr_db] or [base_kw]
     results = []
     for kw in settings:

@@ -2,35 +2,28 @@
 
 Usage:
     python examples/train.py --agent kd_edn --env beamgym/FullyDigitalFDD-v0
-    python examples/train.py --agent kd_edn --N 8 --K 2 --L 2 --epochs 40 --out runs/tiny
+    python examples/train.py --agent kd_edn --env-kw N=8 K=2 L=2 --epochs 40 --out runs/tiny
     python examples/train.py --agent unfolded_pga --env beamgym/FarFieldHybrid-v0
     python examples/train.py --agent upga_m --env beamgym/ModularUplink-v0
 
-Each family has its own options (``python examples/train.py --agent NAME --help``). Every run
-writes to ``--out`` (default ``runs/<agent>``): ``checkpoint.pt``, ``config.json`` (the training
+The trainer of each agent is the one its registration declares (``register_agent(...,
+trainer="module:function")``); ``python examples/train.py --agent NAME --help`` lists its
+options. Every run writes the model folder of ``agents.runs.write_run`` to ``--out`` (default
+``runs/<agent>``): ``checkpoint.pt`` (weights only), ``config.json`` (env, training
 configuration and the exact command), ``train_log.csv`` and ``train_curve.png``. The committed
-models under ``agents/pretrained/<agent>/<env>/`` were made this way; their ``config.json``
-holds the command.
+models under ``agents/pretrained/<agent>/<env>/`` were made this way.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
-#: Agent name -> module whose ``main(argv)`` trains it.
-TRAINERS: dict[str, str] = {
-    "kd_edn": "agents.kd_edn.cli",
-    "edn_unsupervised": "agents.kd_edn.cli",
-    "edn_supervised": "agents.kd_edn.cli",
-    "kd_edn_q0": "agents.kd_edn.cli",
-    "unfolded_pga": "agents.unfolded_pga.cli",
-    "upga_m": "agents.upga_m.cli",
-    "upga_m_sparse": "agents.upga_m.cli",
-    "upga_m_quantized": "agents.upga_m.cli",
-    "cnn_004": "agents.upga_m.cli",
-}
+import agents  # noqa: F401  (registers the agents)
+from agents.base import registered_agents
+
+#: Agent trained when ``--agent`` is not given.
+DEFAULT_AGENT = "kd_edn"
 
 
 def _agent_of(argv: list[str]) -> str | None:
@@ -42,18 +35,24 @@ def _agent_of(argv: list[str]) -> str | None:
     return None
 
 
+def trainable() -> list[str]:
+    """The registered agents that declare a trainer."""
+    return sorted(n for n, s in registered_agents().items() if s.trainer)
+
+
 def main(argv: list[str] | None = None) -> Path:
-    """Dispatch to the trainer of ``--agent`` (default ``kd_edn``); returns the output folder."""
+    """Run the registered trainer of ``--agent`` (default ``kd_edn``); returns its folder."""
     argv = sys.argv[1:] if argv is None else list(argv)
     agent = _agent_of(argv)
     if agent is None and any(a in ("-h", "--help") for a in argv):
         print(__doc__)
-        print("agents:", ", ".join(sorted(TRAINERS)))
+        print("agents:", ", ".join(trainable()))
         raise SystemExit(0)
-    agent = agent or "kd_edn"
-    if agent not in TRAINERS:
-        raise SystemExit(f"error: no trainer for agent {agent!r}; trainable: {sorted(TRAINERS)}")
-    return importlib.import_module(TRAINERS[agent]).main(argv)
+    agent = agent or DEFAULT_AGENT
+    spec = registered_agents().get(agent)
+    if spec is None or spec.trainer is None:
+        raise SystemExit(f"error: no trainer for agent {agent!r}; trainable: {trainable()}")
+    return spec.load_trainer()(argv)
 
 
 if __name__ == "__main__":

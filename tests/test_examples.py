@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = str(ROOT / "examples" / "evaluate.py")
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True)
+#: The subprocesses import this checkout's packages, not an installed copy.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _run(*args: str, script: str = SCRIPT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=ENV)
 
 
 def test_list_prints_the_registry() -> None:
@@ -48,3 +53,91 @@ def test_evaluate_writes_results_and_plots(tmp_path: Path) -> None:
 def test_unknown_agent_and_unsupported_env_fail_clearly() -> None:
     out = _run("--agent", "nope")
     assert out.returncode != 0 and "unknown agent" in out.stderr
+
+
+# ---- every README command line parses and dispatches ------------------------------------------
+def _readme_commands(script: str) -> list[list[str]]:
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    found = re.findall(rf"python examples/{script}\.py([^\n`#]*)", text)
+    return [shlex.split(a) for a in found if "NAME" not in a]  # placeholders are not commands
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", ROOT / "examples" / f"{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_readme_evaluate_commands_parse_and_dispatch() -> None:
+    from agents.base import registered_agents
+
+    commands = _readme_commands("evaluate")
+    assert len(commands) >= 5
+    evaluate = _load_script("evaluate")
+    specs = registered_agents()
+    for argv in commands:
+        args, list_only = evaluate.parse_args(argv)
+        if list_only:
+            continue
+        env_id = args.env or specs[args.agent].env_ids[0]
+        for name in (args.agent, *args.compare):
+            assert name in specs and env_id in specs[name].env_ids, (argv, name)
+    args, _ = evaluate.parse_args(["--agent", "kd_edn"])  # the preset of the main command
+    assert "edn_unsupervised" in args.compare and args.snr_db == (5.0, 10.0, 15.0, 20.0)
+    args, _ = evaluate.parse_args(["--agent", "pga", "--env-kw", "analog=phase-shifter"])
+    assert args.env_kw == ("analog=phase-shifter",) and args.compare == ()
+
+
+class _Parsed(Exception):
+    pass
+
+
+def test_readme_train_commands_parse_and_dispatch(monkeypatch) -> None:
+    from agents.kd_edn import train as kd
+    from agents.unfolded_pga import train as up
+    from agents.upga_m import train as um
+
+    seen = []
+
+    def stop(*args, **kwargs):
+        seen.append(args)
+        raise _Parsed
+
+    for mod, fn in ((kd, "train_kd_edn"), (up, "train_unfolded_pga"), (um, "train_upga_m")):
+        monkeypatch.setattr(mod, fn, stop)
+    train = _load_script("train")
+    commands = _readme_commands("train") + [
+        shlex_split(line)
+        for line in (train.__doc__ or "").splitlines()
+        if line.startswith("    python examples/train.py")
+    ]
+    assert commands
+    for argv in commands:
+        with pytest.raises(_Parsed):
+            train.main(argv)
+    assert len(seen) == len(commands)
+    with pytest.raises(SystemExit, match="no trainer for agent 'mmse'"):
+        train.main(["--agent", "mmse"])
+
+
+def shlex_split(line: str) -> list[str]:
+    import shlex
+
+    return shlex.split(line.split("examples/train.py", 1)[1])
+
+
+def test_train_help_lists_the_registered_trainers() -> None:
+    train = str(ROOT / "examples" / "train.py")
+    out = _run("--help", script=train)
+    assert out.returncode == 0 and "kd_edn" in out.stdout and "cnn_004" in out.stdout
+    out = _run("--agent", "upga_m", "--help", script=train)
+    assert out.returncode == 0 and "--s-max" in out.stdout and "--J" in out.stdout

@@ -22,22 +22,28 @@ The paper's MMSE+GA(Q_i) baseline with perfect feedback of the estimated channel
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from agents.base import CheckpointError, _env_id_of, register_agent
+from agents.base import CheckpointError, register_agent
+from agents.cli import train_command as _train_command
 from agents.common import DigitalPrecoderAgent, check_choice, check_hyperparameters
 from agents.kd_edn.model import feedback_bits, huffman_code, quantization_symbols
-from agents.kd_edn.train import KD_EDN_ENVS, load_checkpoint
+from agents.kd_edn.train import (
+    KD_EDN_ENVS,
+    checkpoint_config,
+    model_from_checkpoint,
+    train_kd_edn,
+)
 from agents.pretrained import (
     PRETRAINED_DIR,
     check_env_config,
     env_config_dict,
     find_committed,
     pretrained_dir,
+    read_checkpoint,
     resolve_checkpoint,
 )
 from agents.rules.gradient import ETA_RULES, gradient_ascent
@@ -65,10 +71,7 @@ def train_command(agent: str, env_id: str, env_kwargs: dict[str, Any] | None = N
     env_kwargs = env_kwargs or {}
     variant = "-".join(f"{k}-{v}" for k, v in sorted(env_kwargs.items()))
     out = pretrained_dir(agent, env_id, variant).relative_to(PRETRAINED_DIR.parents[1])
-    cmd = ["python", "examples/train.py", "--agent", agent, "--env", env_id]
-    if env_kwargs:
-        cmd += ["--env-kw", *(f"{k}={v}" for k, v in sorted(env_kwargs.items()))]
-    return shlex.join([*cmd, "--out", str(out)])
+    return _train_command(agent, env_id, env_kwargs=env_kwargs, out=out)
 
 
 class KDEDNAgent(DigitalPrecoderAgent):
@@ -93,6 +96,8 @@ class KDEDNAgent(DigitalPrecoderAgent):
         CheckpointError: No committed model / unreadable file / a model trained for another
             env configuration; the message names the training command.
     """
+
+    learnable = True
 
     def __init__(
         self,
@@ -121,19 +126,15 @@ class KDEDNAgent(DigitalPrecoderAgent):
         if checkpoint is not None:
             hp["checkpoint"] = str(checkpoint)
         super().__init__(env, **hp)
-        env_id = _env_id_of(self.task) or KD_EDN_ENVS[0]
-        config = dataclasses.asdict(self.task.config)
-        changed = {
-            k: v
-            for k, v in config.items()
-            if k != "snr_db" and v != dataclasses.asdict(type(self.task.config)()).get(k)
-        }
+        env_id = self.task.env_id
+        changed = {k: v for k, v in self.task.env_kwargs.items() if k != "snr_db"}
         cmd = train_command(name, env_id, changed)
         if checkpoint is None:  # the committed model that fits this env configuration
             checkpoint = find_committed(name, env_id, self.task)
         path = resolve_checkpoint(checkpoint, name, env_id, cmd)
         try:
-            self.model, self.train_config, self.history = load_checkpoint(path)
+            ckpt = read_checkpoint(path)
+            self.model, self.train_config = model_from_checkpoint(ckpt)
         except CheckpointError as exc:
             raise CheckpointError(f"{exc} (for this env: {cmd})") from exc
         if self.train_config.env_id != env_id:
@@ -146,12 +147,56 @@ class KDEDNAgent(DigitalPrecoderAgent):
         check_env_config(saved, self.task, keys, path, cmd)
         self.model = self.model.to(self.task.device)
         self.checkpoint_path = Path(path)
+        self.model_config: dict[str, Any] = dict(ckpt.config)
         self.q_infer = q_infer
         self.eta = self.train_config.eta if eta is None else float(eta)
         self.eta_rule = eta_rule
         self.feedback_noise = feedback_noise
         self._gen = torch.Generator().manual_seed(seed)
         self._code: dict[int, str] | None = None  # designed on first use (feedback_cost)
+
+    # ---- learning and persistence ----------------------------------------------------------------
+    def learn(self, **overrides: Any) -> KDEDNAgent:
+        """Retrain the model from scratch with its stored recipe and return ``self``.
+
+        Runs :func:`~agents.kd_edn.train.train_kd_edn` (Algorithm 1, fresh weights seeded by
+        ``seed``) with the model's :class:`KDEDNTrainConfig`, fields replaced by ``overrides``
+        (e.g. ``epochs=40, ch_epochs=100``: the training budget). With no overrides it
+        reproduces the model's recipe. The env configuration of the recipe must still fit
+        the agent's env.
+        """
+        config = dataclasses.replace(self.train_config, **overrides)
+        saved = env_config_dict(config.make_task())
+        check_env_config(
+            saved, self.task, tuple(k for k in saved if k != "snr_db"), Path("learn"), "-"
+        )
+        model, _ = train_kd_edn(config)
+        self.model = model.to(self.task.device)
+        self.train_config = config
+        self.model_config = {
+            **checkpoint_config(config, self.registry_name),
+            "command": f"{type(self).__name__}.learn(**{overrides!r}) from the recipe of: "
+            f"{self.model_config.get('command')}",
+        }
+        self._code = None
+        return self
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The network's tensors (encoder, beamformer decoder, channel decoder)."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict` (the same architecture); raises CheckpointError otherwise."""
+        try:
+            self.model.load_state_dict(state)
+        except (RuntimeError, KeyError) as exc:
+            raise CheckpointError(f"{self.name}: state does not fit the model ({exc})") from exc
+        self._code = None
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The model's configuration (its training env, recipe and command) and the hparams."""
+        hp = {k: v for k, v in self.hparams.items() if k != "checkpoint"}
+        return {**self.model_config, "agent": self.registry_name, "hparams": hp}
 
     @property
     def code(self) -> dict[int, str]:
@@ -232,6 +277,7 @@ def _register(name: str) -> None:
     register_agent(
         name,
         env_ids=envs,
+        trainer="agents.kd_edn.train:main",
         description=f"paper 000 {paper_name}: trained encoder-decoder, Algorithm 1 "
         "(committed model; examples/train.py trains one)",
     )(type(f"KDEDNAgent_{name}", (KDEDNAgent,), {"__doc__": KDEDNAgent.__doc__}))

@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from agents.base import CheckpointError
+from agents.cli import add_dataclass_arguments, dataclass_from_args, parse_env_kwargs
 from agents.kd_edn.model import (
     CHANNEL_LOSSES,
     KDEDN,
@@ -58,9 +59,17 @@ from agents.kd_edn.model import (
     semi_amortized_steps,
     user_errors,
 )
-from agents.pretrained import env_config_dict
+from agents.pretrained import (
+    Checkpoint,
+    CheckpointError,
+    env_config_dict,
+    env_kwargs_of,
+    read_checkpoint,
+    write_checkpoint,
+)
 from agents.rules.gradient import DEFAULT_ETA, band_sum_rate
 from agents.rules.problem import SolverProblem, problem_from_known
+from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from beamgym.datasets import make_task as make_env_task
 from beamgym.envs.base import BeamformingTask
 from beamgym.physics.precoding import mmse_beamformer
@@ -71,8 +80,12 @@ __all__ = [
     "KD_EDN_ENVS",
     "TrainingView",
     "training_view",
-    "CHECKPOINT_FORMAT",
     "KDEDNTrainConfig",
+    "LOG_FIELDS",
+    "TRAIN_VARIANTS",
+    "checkpoint_config",
+    "main",
+    "model_from_checkpoint",
     "make_task",
     "train_kd_edn",
     "evaluate_sum_rate",
@@ -83,8 +96,6 @@ __all__ = [
 #: ``"kd"`` (alpha 0 -> 1, KD-EDN), ``"unsupervised"`` (alpha = 1), ``"supervised"``
 #: (alpha = 0): the paper's KD-EDN and its two training baselines (Sec. III-D1).
 ALPHA_MODES: tuple[str, ...] = ("kd", "unsupervised", "supervised")
-#: Format tag stored in every checkpoint.
-CHECKPOINT_FORMAT = "beamgym-kd_edn/1"
 _TRAIN_HINT = "python examples/train.py --agent kd_edn --env beamgym/FullyDigitalFDD-v0"
 #: The envs KD-EDN serves (paper 000 Sec. III, IV-A with steering beams, IV-B).
 KD_EDN_ENVS: tuple[str, ...] = (
@@ -422,62 +433,151 @@ def evaluate_sum_rate(
     return out
 
 
+def checkpoint_config(config: KDEDNTrainConfig, agent: str = "kd_edn") -> dict[str, Any]:
+    """The ``config.json`` content of a model trained with ``config`` (:mod:`agents.pretrained`)."""
+    task = config.make_task()
+    return {
+        "agent": agent,
+        "env_id": config.env_id,
+        "env_kwargs": env_kwargs_of(task),
+        "env_config": env_config_dict(task),
+        "hparams": {},
+        "train_config": dataclasses.asdict(config),
+    }
+
+
 def save_checkpoint(
-    path: str | Path,
-    model: KDEDN,
-    config: KDEDNTrainConfig,
-    history: dict[str, list[dict[str, float]]] | None = None,
-    agent: str = "kd_edn",
+    path: str | Path, model: KDEDN, config: KDEDNTrainConfig, agent: str = "kd_edn"
 ) -> Path:
-    """Write the parameters, the training configuration and the history to ``path``.
+    """Write a model folder (weights-only ``checkpoint.pt`` + ``config.json``) to ``path``.
 
-    Also stores ``agent``, ``env_id`` and the full env configuration (``env_config``, see
-    :mod:`agents.pretrained`) so an agent can check that the model fits its env.
+    Returns:
+        The ``checkpoint.pt`` path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "agent": agent,
-            "env_id": config.env_id,
-            "env_config": env_config_dict(config.make_task()),
-            "train_config": dataclasses.asdict(config),
-            "state_dict": model.state_dict(),
-            "history": history or {},
-        },
-        path,
-    )
-    return path
+    return write_checkpoint(path, model.state_dict(), checkpoint_config(config, agent))
 
 
-def load_checkpoint(
-    path: str | Path,
-) -> tuple[KDEDN, KDEDNTrainConfig, dict[str, list[dict[str, float]]]]:
-    """Load a checkpoint written by :func:`save_checkpoint` (model in eval mode).
+def model_from_checkpoint(ckpt: Checkpoint) -> tuple[KDEDN, KDEDNTrainConfig]:
+    """Rebuild the KD-EDN of a checkpoint read by :func:`agents.pretrained.read_checkpoint`.
 
     Raises:
-        CheckpointError: Missing file, wrong format or parameters that do not fit the
-            configuration; the message names the train command.
+        CheckpointError: The weights do not fit the stored configuration.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no KD-EDN checkpoint at {path}; train one with: {_TRAIN_HINT}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt / foreign file
-        raise CheckpointError(f"cannot read {path} ({exc}); retrain with: {_TRAIN_HINT}") from exc
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; retrain with: {_TRAIN_HINT}"
-        )
-    try:
-        config = KDEDNTrainConfig(**blob["train_config"])
+        config = KDEDNTrainConfig(**ckpt.config["train_config"])
         model = _build(config)
-        model.load_state_dict(blob["state_dict"])
+        model.load_state_dict(ckpt.state)
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(
-            f"{path} does not fit KD-EDN ({exc}); retrain with: {_TRAIN_HINT}"
+            f"{ckpt.path} does not fit KD-EDN ({exc}); retrain with: {_TRAIN_HINT}"
         ) from exc
     model.eval()
-    return model, config, blob.get("history", {})
+    return model, config
+
+
+def load_checkpoint(path: str | Path) -> tuple[KDEDN, KDEDNTrainConfig, dict[str, Any]]:
+    """Load a model folder written by :func:`save_checkpoint`: ``(model, config, config_json)``.
+
+    Raises:
+        CheckpointError: Missing, unreadable or unsafe file, or parameters that do not fit
+            the configuration; the message names the file.
+    """
+    path = Path(path)
+    if not (path.is_file() or (path / "checkpoint.pt").is_file()):
+        raise CheckpointError(f"no KD-EDN checkpoint at {path}; train one with: {_TRAIN_HINT}")
+    ckpt = read_checkpoint(path)
+    model, config = model_from_checkpoint(ckpt)
+    return model, config, ckpt.config
+
+
+# ---- command line (examples/train.py --agent kd_edn ...) -------------------------------------
+#: Training variants: agent name -> overrides of the training configuration.
+TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
+    "kd_edn": {"alpha_mode": "kd"},
+    "edn_unsupervised": {"alpha_mode": "unsupervised"},
+    "edn_supervised": {"alpha_mode": "supervised"},
+    "kd_edn_q0": {"alpha_mode": "kd", "q_train": 0},
+}
+#: Columns of ``train_log.csv``.
+LOG_FIELDS = ("stage", "epoch", "alpha", "loss", "sum_rate", "supervised", "nmse_db")
+
+
+def main(argv: Sequence[str]) -> Path:
+    """``examples/train.py --agent kd_edn|edn_unsupervised|edn_supervised|kd_edn_q0 ...``.
+
+    Usage::
+
+        python examples/train.py --agent kd_edn --env beamgym/FullyDigitalFDD-v0
+        python examples/train.py --agent edn_unsupervised --env-kw placement=spatial-division
+        python examples/train.py --agent kd_edn --env beamgym/NearFieldHybrid-v0
+        python examples/train.py --agent kd_edn --env-kw N=8 K=2 L=2 --epochs 40 --out runs/tiny
+
+    ``--agent``: ``kd_edn`` (alpha 0 -> 1), ``edn_unsupervised`` (alpha = 1),
+    ``edn_supervised`` (alpha = 0), ``kd_edn_q0`` (Q_t = 0); ``--env-kw`` sets the env
+    configuration; every field of :class:`KDEDNTrainConfig` is an option. Writes the model
+    folder of :func:`agents.runs.write_run` to ``--out`` (default ``runs/<agent>``);
+    ``train_log.csv`` has one row per epoch: stage, epoch, alpha, loss, sum-rate of W_Qt on
+    the epoch's batch, supervised loss, channel-decoder NMSE in dB.
+
+    Returns:
+        The output folder.
+    """
+    argv = [str(a) for a in argv]
+    p = run_parser(tuple(TRAIN_VARIANTS), KD_EDN_ENVS, "Train KD-EDN (paper 000 Algorithm 1).")
+    add_dataclass_arguments(
+        p.add_argument_group("training (KDEDNTrainConfig)"),
+        KDEDNTrainConfig,
+        exclude=("env_id", "env_kwargs", "alpha_mode"),
+    )
+    ns = p.parse_args(argv)
+    try:
+        config = dataclass_from_args(
+            KDEDNTrainConfig,
+            ns,
+            env_id=ns.env,
+            env_kwargs=parse_env_kwargs(ns.env_kw),
+            **TRAIN_VARIANTS[ns.agent],
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    if ns.threads is not None:
+        torch.set_num_threads(ns.threads)
+    rows: list[dict[str, Any]] = []
+    bar = progress_bar(config.epochs + config.ch_epochs, ns.agent, not ns.no_progress)
+
+    def progress(stage: str, rec: dict[str, float]) -> None:
+        rows.append({"stage": stage, **rec})
+        key = "sum_rate" if stage == "edn" else "nmse_db"
+        bar(**{stage: f"{rec.get(key, float('nan')):.3f}"})
+
+    t0 = time.perf_counter()
+    model, _ = train_kd_edn(config, progress=progress)
+    seconds = time.perf_counter() - t0
+    bar.close()  # type: ignore[attr-defined]
+    edn = [r for r in rows if r["stage"] == "edn"]
+    ch = [r for r in rows if r["stage"] == "channel"]
+    out = write_run(
+        ns.out or Path("runs") / ns.agent,
+        state=model.state_dict(),
+        config=checkpoint_config(config, ns.agent),
+        argv=argv,
+        seconds=seconds,
+        rows=rows,
+        fields=LOG_FIELDS,
+        panels=(
+            Panel(
+                "encoder/decoder",
+                "epoch",
+                "sum-rate of W_Qt (bit/s/Hz)",
+                [Series("", [r["epoch"] for r in edn], [r["sum_rate"] for r in edn])],
+            ),
+            Panel(
+                "channel decoder, eq. (17)",
+                "epoch",
+                "NMSE (dB)",
+                [Series("", [r["epoch"] for r in ch], [r["nmse_db"] for r in ch])],
+            ),
+        ),
+    )
+    print(f"trained {ns.agent} in {seconds:.1f} s -> {out}")
+    return out

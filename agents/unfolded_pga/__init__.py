@@ -1,4 +1,4 @@
-"""Paper 003's deep-unfolded PGA for hybrid beamforming (model, training, agent, CLI).
+"""Paper 003's deep-unfolded PGA for hybrid beamforming (model, training with its CLI, agent).
 
 Importing this package registers the ``unfolded_pga`` agent.
 """
@@ -6,7 +6,6 @@ Importing this package registers the ``unfolded_pga`` agent.
 from agents.unfolded_pga.agent import UnfoldedPGAAgent
 from agents.unfolded_pga.model import UnfoldedPGA, unfolded_pga_loss
 from agents.unfolded_pga.train import (
-    CHECKPOINT_FORMAT,
     UnfoldedPGATrainConfig,
     load_checkpoint,
     save_checkpoint,
@@ -14,7 +13,6 @@ from agents.unfolded_pga.train import (
 )
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "UnfoldedPGA",
     "UnfoldedPGAAgent",
     "UnfoldedPGATrainConfig",

@@ -19,6 +19,7 @@ from agents.rules.pga import check_pga_known, check_pga_task
 from agents.unfolded_pga.train import (
     COMMITTED_RECIPE,
     ENV_ID,
+    checkpoint_config,
     load_checkpoint,
     train_command,
     train_unfolded_pga,
@@ -85,6 +86,7 @@ def _check_snr(saved: Any, task: FarFieldHybridTask, path: Path, command: str) -
         "deep-unfolded PGA, paper 003 Sec. III-B (Algorithm 1, eq. (6)-(14), trained step "
         "sizes mu (I x J), lambda (I)); committed models per SNR, phase-shifter analog"
     ),
+    trainer="agents.unfolded_pga.train:main",
     checkpoint=None,
 )
 class UnfoldedPGAAgent(Agent):
@@ -113,6 +115,8 @@ class UnfoldedPGAAgent(Agent):
         ValueError: for another env, the steering mode or ``N_RF != K``.
     """
 
+    learnable = True
+
     def __init__(self, env: Any, checkpoint: str | None = None) -> None:
         if checkpoint is not None and not isinstance(checkpoint, str | Path):
             raise ValueError(f"checkpoint must be a path or None, got {checkpoint!r}")
@@ -124,13 +128,13 @@ class UnfoldedPGAAgent(Agent):
         else:
             command = train_command(tuple(_snrs(self.task.config.snr_db)))
             path = resolve_checkpoint(checkpoint, "unfolded_pga", ENV_ID, command)
-        model, config, blob = load_checkpoint(path, command)
-        check_env_config(blob.get("env_config", {}), self.task, CONFIG_KEYS, path, command)
-        _check_snr(blob["env_config"].get("snr_db"), self.task, path, command)
+        model, config, meta = load_checkpoint(path, command)
+        check_env_config(meta.get("env_config", {}), self.task, CONFIG_KEYS, path, command)
+        _check_snr(meta["env_config"].get("snr_db"), self.task, path, command)
         self.model = model.to(self.task.device)
         self.train_config = config
         self.checkpoint_path = path
-        self.history: dict[str, Any] = blob.get("history", {})
+        self.model_config: dict[str, Any] = dict(meta)
         self.last_info: dict[str, torch.Tensor] = {}
 
     def _run(self, known: TensorDataclass) -> list[HybridBeamformer]:
@@ -147,16 +151,27 @@ class UnfoldedPGAAgent(Agent):
         return self._run(known)
 
     def learn(self, **overrides: Any) -> UnfoldedPGAAgent:
-        """Retrain the step sizes in place with the stored configuration and ``overrides``.
+        """Retrain the step sizes from scratch with the stored recipe and return ``self``.
 
-        Keyword arguments replace fields of :class:`UnfoldedPGATrainConfig` (e.g.
-        ``epochs=5``); the env sizes stay those of the checkpoint.
+        Runs :func:`~agents.unfolded_pga.train.train_unfolded_pga` (fresh steps initialized
+        by the recipe's ``init``) with the model's :class:`UnfoldedPGATrainConfig`, fields
+        replaced by keyword arguments (e.g. ``epochs=5``: the training budget); with none it
+        reproduces the recipe. The env sizes stay those of the checkpoint.
         """
         config = dataclasses.replace(self.train_config, **overrides)
         model, history = train_unfolded_pga(config)
         self.model = model.to(self.task.device)
-        self.train_config, self.history = config, history
+        self.train_config = config
+        self.model_config = {
+            **checkpoint_config(config, history),
+            "command": f"UnfoldedPGAAgent.learn(**{overrides!r}) from the recipe of: "
+            f"{self.model_config.get('command')}",
+        }
         return self
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The model's configuration (its training env, recipe and command) and the hparams."""
+        return {**self.model_config, "agent": self.registry_name, "hparams": {}}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The trained step parameters ``raw_mu`` ``[I, J]`` and ``raw_lam`` ``[I]``."""

@@ -27,31 +27,42 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from agents.base import CheckpointError
 from agents.classical.pga_hybrid import tune_pga_steps
-from agents.pretrained import env_config_dict, load_blob
+from agents.cli import add_dataclass_arguments, dataclass_from_args
+from agents.cli import train_command as _train_command
+from agents.pretrained import (
+    Checkpoint,
+    CheckpointError,
+    env_config_dict,
+    env_kwargs_of,
+    read_checkpoint,
+    write_checkpoint,
+)
 from agents.rules.pga import PAPER_LAMBDA, PAPER_MU
+from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from agents.unfolded_pga.model import LOSSES, PARAMETRIZATIONS, UnfoldedPGA, unfolded_pga_loss
 from beamgym.datasets import make_instance_set, make_task
 from beamgym.envs.base import BeamformingTask
 from beamgym.physics.metrics import hybrid_sum_rate
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "COMMITTED_RECIPE",
     "ENV_ID",
     "INITS",
     "TEST_SEED",
     "VALIDATION_SEED",
     "UnfoldedPGATrainConfig",
+    "checkpoint_config",
     "evaluate_model",
     "load_checkpoint",
+    "main",
+    "model_from_checkpoint",
     "make_train_task",
     "save_checkpoint",
     "train_command",
@@ -59,8 +70,6 @@ __all__ = [
 ]
 
 ENV_ID = "beamgym/FarFieldHybrid-v0"
-#: Format tag of every unfolded-PGA checkpoint.
-CHECKPOINT_FORMAT = "beamgym-unfolded_pga/1"
 #: The harness's fixed test seed (examples/evaluate.py): never trained or tuned on.
 TEST_SEED = 1_000_003
 #: The harness's validation seed (examples/evaluate.py).
@@ -197,16 +206,16 @@ def make_train_task(config: UnfoldedPGATrainConfig) -> BeamformingTask:
 def train_command(
     snr_db: float | tuple[float, ...] | None = None, extra: str = "", out: str | None = None
 ) -> str:
-    """The command that trains a fitting unfolded-PGA model (used in error messages)."""
-    cmd = f"python examples/train.py --agent unfolded_pga --env {ENV_ID}"
+    """The command that trains a fitting unfolded-PGA model (used in error messages).
+
+    The env keywords of this family are training options (``--snr-db``, ``--N``, ...), so
+    they go in as flags of :func:`agents.cli.train_command`.
+    """
+    flags: list[str] = []
     if snr_db is not None:
-        vals = _snr_tuple(snr_db)
-        cmd += " --snr-db " + " ".join(f"{v:g}" for v in vals)
-    if extra:
-        cmd += " " + extra
-    if out:
-        cmd += f" --out {out}"
-    return cmd
+        flags += ["--snr-db", *(f"{v:g}" for v in _snr_tuple(snr_db))]
+    flags += extra.split()
+    return _train_command("unfolded_pga", ENV_ID, flags=flags, out=out)
 
 
 def evaluate_model(model: UnfoldedPGA, instances: Any) -> list[float]:
@@ -322,41 +331,47 @@ def _output_rate(outs: list[Any], batch: Any) -> float:
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
+def checkpoint_config(
+    config: UnfoldedPGATrainConfig, history: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``config.json`` content of a model trained with ``config`` (:mod:`agents.pretrained`)."""
+    task = make_train_task(config)
+    out: dict[str, Any] = {
+        "agent": "unfolded_pga",
+        "env_id": ENV_ID,
+        "env_kwargs": env_kwargs_of(task),
+        "env_config": env_config_dict(task),
+        "hparams": {},
+        "train_config": {**dataclasses.asdict(config), "snr_db": list(config.snr_db)},
+    }
+    if history:
+        out.update(
+            init=history.get("init"),
+            val_rate_per_layer_start=history.get("val_start"),
+            val_rate_per_layer_final=history.get("val_final"),
+        )
+    return out
+
+
 def save_checkpoint(
     path: str | Path,
     model: UnfoldedPGA,
     config: UnfoldedPGATrainConfig,
     history: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a weights-only checkpoint (format :data:`CHECKPOINT_FORMAT`) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    task = make_train_task(config)
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "agent": "unfolded_pga",
-            "env_id": ENV_ID,
-            "env_config": env_config_dict(task),
-            "train_config": {**dataclasses.asdict(config), "snr_db": list(config.snr_db)},
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "history": history or {},
-        },
-        path,
-    )
-    return path
+    """Write a model folder (weights-only ``checkpoint.pt`` and ``config.json``)."""
+    return write_checkpoint(path, model.state_dict(), checkpoint_config(config, history))
 
 
-def model_from_blob(blob: dict[str, Any], path: Path, command: str) -> UnfoldedPGA:
-    """Rebuild the :class:`UnfoldedPGA` of a checkpoint dict (raises CheckpointError)."""
+def model_from_checkpoint(ckpt: Checkpoint, command: str) -> UnfoldedPGA:
+    """Rebuild the :class:`UnfoldedPGA` of a checkpoint (raises CheckpointError)."""
     try:
-        cfg = UnfoldedPGATrainConfig(**blob["train_config"])
+        cfg = UnfoldedPGATrainConfig(**ckpt.config["train_config"])
         model = UnfoldedPGA(cfg.I, cfg.J, parametrization=cfg.parametrization)
-        state = blob["state_dict"]
-        model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+        model.load_state_dict({k: v.to(torch.float32) for k, v in ckpt.state.items()})
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise CheckpointError(
-            f"{path} does not fit the unfolded PGA ({exc}); retrain with: {command}"
+            f"{ckpt.path} does not fit the unfolded PGA ({exc}); retrain with: {command}"
         ) from exc
     return model.eval()
 
@@ -364,19 +379,117 @@ def model_from_blob(blob: dict[str, Any], path: Path, command: str) -> UnfoldedP
 def load_checkpoint(
     path: str | Path, command: str | None = None
 ) -> tuple[UnfoldedPGA, UnfoldedPGATrainConfig, dict[str, Any]]:
-    """Load a checkpoint written by :func:`save_checkpoint`: ``(model, config, blob)``.
+    """Load a model folder written by :func:`save_checkpoint`: ``(model, config, config_json)``.
 
     The parameters come back in float32; use ``model.double()`` for complex128 channels (the
     agent casts the steps to the channel's precision itself).
 
     Raises:
-        CheckpointError: Missing or unreadable file, another format, or parameters that do not
-            fit the stored configuration; the message names the train command.
+        CheckpointError: Missing, unreadable or unsafe file, or parameters that do not fit
+            the stored configuration; the message names the file and the train command.
     """
     path = Path(path)
     command = command or train_command()
-    if not path.is_file():
+    if not (path.is_file() or (path / "checkpoint.pt").is_file()):
         raise CheckpointError(f"no unfolded-PGA checkpoint at {path}; train one with: {command}")
-    blob = load_blob(path, CHECKPOINT_FORMAT, command)
-    model = model_from_blob(blob, path, command)
-    return model, UnfoldedPGATrainConfig(**blob["train_config"]), blob
+    try:
+        ckpt = read_checkpoint(path, agent="unfolded_pga")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; retrain with: {command}") from exc
+    model = model_from_checkpoint(ckpt, command)
+    return model, UnfoldedPGATrainConfig(**ckpt.config["train_config"]), ckpt.config
+
+
+# ---- command line (examples/train.py --agent unfolded_pga ...) -------------------------------
+#: Columns of ``train_log.csv``.
+LOG_FIELDS = ("epoch", "lr", "loss", "train_rate", "val_rate", "seconds")
+
+
+def main(argv: Sequence[str]) -> Path:
+    r"""``examples/train.py --agent unfolded_pga ...``: train and write a model folder.
+
+    Usage::
+
+        python examples/train.py --agent unfolded_pga --env beamgym/FarFieldHybrid-v0
+        python examples/train.py --agent unfolded_pga --snr-db 20 --init tuned \\
+            --parametrization log --lr 0.03 --batch-size 25 --epochs 60 --out runs/upga20
+
+    Defaults are the paper's recipe (Sec. IV: mu = 0.01, lambda = 1e-4, Adam lr 1e-3 decayed
+    0.97 per epoch, 500 channels, 20 epochs, loss eq. (14)) at N=32, K=M=4, 10 paths, 10 dB,
+    with I=10 layers and J=5 inner analog steps; every field of
+    :class:`UnfoldedPGATrainConfig` is an option (the env keywords among them). Writes the
+    model folder of :func:`agents.runs.write_run` to ``--out`` (default
+    ``runs/unfolded_pga``); ``config.json`` also holds the validation rates per layer before
+    and after training and the learned steps; ``train_log.csv`` has one row per epoch.
+
+    Returns:
+        The output folder.
+    """
+    argv = [str(a) for a in argv]
+    p = run_parser(
+        ("unfolded_pga",),
+        (ENV_ID,),
+        "Train paper 003's unfolded PGA (Sec. III-B).",
+        env_kw=False,
+    )
+    add_dataclass_arguments(
+        p.add_argument_group("training (UnfoldedPGATrainConfig)"), UnfoldedPGATrainConfig
+    )
+    ns = p.parse_args(argv)
+    try:
+        config = dataclass_from_args(UnfoldedPGATrainConfig, ns)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    torch.set_num_threads(max(1, ns.threads or 1))
+    rows: list[dict[str, Any]] = []
+    bar = progress_bar(config.epochs, ns.agent, not ns.no_progress)
+
+    def progress(row: dict[str, float]) -> None:
+        rows.append(row)
+        bar(val=f"{row['val_rate']:.3f}", train=f"{row['train_rate']:.3f}")
+
+    t0 = time.perf_counter()
+    model, history = train_unfolded_pga(config, progress=progress)
+    seconds = time.perf_counter() - t0
+    bar.close()  # type: ignore[attr-defined]
+    mu, lam = model.steps()
+    ep = [r["epoch"] for r in rows]
+    layers = list(range(len(history["val_start"])))
+    out = write_run(
+        ns.out or Path("runs") / ns.agent,
+        state=model.state_dict(),
+        config={
+            **checkpoint_config(config, history),
+            "mu": mu.detach().tolist(),
+            "lam": lam.detach().tolist(),
+        },
+        argv=argv,
+        seconds=seconds,
+        rows=rows,
+        fields=LOG_FIELDS,
+        panels=(
+            Panel(
+                "training, eq. (14)",
+                "epoch",
+                "sum-rate of layer I (bit/s/Hz)",
+                [
+                    Series("train (minibatch mean)", ep, [r["train_rate"] for r in rows]),
+                    Series("validation", ep, [r["val_rate"] for r in rows]),
+                ],
+            ),
+            Panel(
+                "per layer",
+                "layer i",
+                "validation sum-rate (bit/s/Hz)",
+                [
+                    Series("before training", layers, history["val_start"]),
+                    Series("after training", layers, history["val_final"]),
+                ],
+            ),
+        ),
+    )
+    print(
+        f"trained {ns.agent} in {seconds:.1f} s: validation rate "
+        f"{history['val_start'][-1]:.4f} -> {history['val_final'][-1]:.4f} bit/s/Hz -> {out}"
+    )
+    return out

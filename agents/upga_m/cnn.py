@@ -40,8 +40,10 @@ from agents.base import Agent, CheckpointError, register_agent
 from agents.pretrained import (
     check_env_config,
     env_config_dict,
-    load_blob,
+    env_kwargs_of,
+    read_checkpoint,
     resolve_checkpoint,
+    write_checkpoint,
 )
 from agents.rules.pga_momentum import ModularProblem, check_modular_task
 from agents.upga_m.model import ENV_ID
@@ -50,17 +52,15 @@ from beamgym.envs.modular_uplink import ModularUplinkKnown, ModularUplinkTask
 from beamgym.physics.projections import unit_modulus
 
 __all__ = [
-    "CNN_FORMAT",
     "CNN_TRAIN_COMMAND",
     "CNNBeamformer",
     "CNNAgent",
     "CNNTrainConfig",
+    "cnn_checkpoint_config",
     "save_cnn_checkpoint",
     "train_cnn",
 ]
 
-#: Format tag of CNN checkpoints.
-CNN_FORMAT = "beamgym-cnn_004/1"
 #: The command that made the committed model.
 CNN_TRAIN_COMMAND = (
     "python examples/train.py --agent cnn_004 --env beamgym/ModularUplink-v0 "
@@ -258,32 +258,34 @@ def train_cnn(
     return net.cpu(), history, info
 
 
+def cnn_checkpoint_config(
+    task: ModularUplinkTask,
+    net: CNNBeamformer,
+    config: CNNTrainConfig,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``config.json`` content of a CNN model (``model``: the architecture)."""
+    return {
+        "agent": "cnn_004",
+        "env_id": ENV_ID,
+        "env_kwargs": env_kwargs_of(task),
+        "env_config": env_config_dict(task),
+        "hparams": {},
+        "train_config": dataclasses.asdict(config),
+        "model": net.arch,
+        "num_parameters": int(info["num_parameters"]),
+    }
+
+
 def save_cnn_checkpoint(
     path: str | Path,
     task: ModularUplinkTask,
     net: CNNBeamformer,
     config: CNNTrainConfig,
-    history: list[dict[str, Any]],
     info: dict[str, Any],
-) -> None:
-    """Write a weights-only CNN checkpoint (format :data:`CNN_FORMAT`)."""
-    torch.save(
-        {
-            "format": CNN_FORMAT,
-            "agent": "cnn_004",
-            "env_id": ENV_ID,
-            "env_config": env_config_dict(task),
-            "train_config": {
-                k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(config).items()
-            },
-            "arch": net.arch,
-            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "history": history,
-            "num_parameters": int(info["num_parameters"]),
-        },
-        Path(path),
-    )
+) -> Path:
+    """Write a CNN model folder (weights-only ``checkpoint.pt`` + ``config.json``)."""
+    return write_checkpoint(path, net.state_dict(), cnn_checkpoint_config(task, net, config, info))
 
 
 @register_agent(
@@ -293,6 +295,7 @@ def save_cnn_checkpoint(
         "CNN benchmark of paper 004 Sec. V-A (after ref. [27]): conv + FC network mapping "
         "H to the phases of W, trained on eq. (6); committed model (Scenario 1)"
     ),
+    trainer="agents.upga_m.train:main",
     checkpoint=None,
 )
 class CNNAgent(Agent):
@@ -308,6 +311,8 @@ class CNNAgent(Agent):
         checkpoint: Checkpoint path; ``None`` loads the committed model.
     """
 
+    learnable = True
+
     def __init__(self, env: Any, **hparams: Any) -> None:
         hp = {"checkpoint": None, **hparams}
         unknown = set(hp) - {"checkpoint"}
@@ -317,16 +322,54 @@ class CNNAgent(Agent):
         super().__init__(task)
         self.task: ModularUplinkTask = task
         path = resolve_checkpoint(hp["checkpoint"], "cnn_004", ENV_ID, CNN_TRAIN_COMMAND)
-        blob = load_blob(path, CNN_FORMAT, CNN_TRAIN_COMMAND)
-        check_env_config(blob["env_config"], task, CNN_KEYS, path, CNN_TRAIN_COMMAND)
-        a = blob["arch"]
+        try:
+            ckpt = read_checkpoint(path, agent="cnn_004")
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; retrain with: {CNN_TRAIN_COMMAND}") from exc
+        check_env_config(ckpt.config["env_config"], task, CNN_KEYS, path, CNN_TRAIN_COMMAND)
+        self._build(ckpt.config["model"])
+        self.load_state_dict(ckpt.state)
+        self.net.to(task.device).eval()
+        self.checkpoint_path = path
+        self.model_config: dict[str, Any] = dict(ckpt.config)
+
+    def _build(self, a: dict[str, Any]) -> None:
         self.net = CNNBeamformer(
             a["B"], a["M"], a["K"], tuple(a["panel_shape"]), tuple(a["channels"]), a["hidden"]
         )
-        self.load_state_dict(blob["state_dict"])
-        self.net.to(task.device).eval()
-        self.checkpoint_path = path
-        self.history = list(blob.get("history", []))
+
+    def learn(self, **overrides: Any) -> CNNAgent:
+        """Retrain the network from scratch with the stored recipe and return ``self``.
+
+        Runs :func:`train_cnn` (fresh weights seeded by ``seed``) on the env configuration the
+        model was trained for, with the model's :class:`CNNTrainConfig`, fields replaced by
+        keyword arguments (e.g. ``epochs=1, steps_per_epoch=4``: the training budget); with
+        none it reproduces the recipe.
+        """
+        from beamgym.datasets import make_task
+
+        recipe = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in self.model_config["train_config"].items()
+        }
+        config = CNNTrainConfig(**{**recipe, **overrides})
+        kw = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in self.model_config.get("env_kwargs", {}).items()
+        }
+        task = make_task(ENV_ID, precision=self.task.precision, **kw)
+        net, _, info = train_cnn(task, config)
+        self.net = net.to(self.task.device).eval()
+        self.model_config = {
+            **cnn_checkpoint_config(task, net, config, info),
+            "command": f"CNNAgent.learn(**{overrides!r}) from the recipe of: "
+            f"{self.model_config.get('command')}",
+        }
+        return self
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The model's configuration (its training env, recipe, architecture and command)."""
+        return {**self.model_config, "agent": "cnn_004", "hparams": {}}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The network's tensors (weights and batch-norm statistics)."""

@@ -59,8 +59,9 @@ from agents.base import Agent, CheckpointError, register_agent
 from agents.pretrained import (
     check_env_config,
     env_config_dict,
-    load_blob,
     pretrained_dir,
+    read_checkpoint,
+    read_config,
     resolve_checkpoint,
 )
 from agents.rules.pga_momentum import (
@@ -80,7 +81,6 @@ from beamgym.physics.projections import (
 )
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "ENV_ID",
     "PANEL_TRANSFERS",
     "THETA_KEYS",
@@ -100,8 +100,6 @@ __all__ = [
 ]
 
 ENV_ID = "beamgym/ModularUplink-v0"
-#: Format tag of U-PGA+M checkpoints.
-CHECKPOINT_FORMAT = "beamgym-upga_m/1"
 #: Names of the learned tensors (eq. 11: alpha, beta; eq. 21: lambda).
 THETA_KEYS: tuple[str, ...] = ("alpha", "beta", "lam")
 #: Panel-scaling rules of Sec. III-B3.
@@ -110,43 +108,19 @@ PANEL_TRANSFERS: tuple[str, ...] = ("kron", "mean")
 #: ``P`` must be a multiple of the trained one; ``K``, ``B``, ``T``, SNR may differ (transfer).
 MODEL_KEYS: tuple[str, ...] = ("N", "L", "constraint", "q_levels", "zeta")
 
-#: The exact commands that made the committed models: (agent, variant) -> command.
-TRAIN_COMMANDS: dict[tuple[str, str], str] = {
-    ("upga_m", ""): (
-        "python examples/train.py --agent upga_m --env beamgym/ModularUplink-v0 "
-        "--out agents/pretrained/upga_m/ModularUplink-v0"
-    ),
-    ("upga_m", "scenario4"): (
-        "python examples/train.py --agent upga_m --env beamgym/ModularUplink-v0 --P 8 --L 1 "
-        "--N 4 --K 5 --out agents/pretrained/upga_m/ModularUplink-v0-scenario4"
-    ),
-    ("upga_m", "scenario5"): (
-        "python examples/train.py --agent upga_m --env beamgym/ModularUplink-v0 --N 4 --K 7 "
-        "--out agents/pretrained/upga_m/ModularUplink-v0-scenario5"
-    ),
-    ("upga_m", "scenario2"): (
-        "python examples/train.py --agent upga_m --env beamgym/ModularUplink-v0 --P 4 --L 2 "
-        "--N 3 --B 4 --K 5 --out agents/pretrained/upga_m/ModularUplink-v0-scenario2"
-    ),
-    ("upga_m_sparse", ""): (
-        "python examples/train.py --agent upga_m_sparse --env beamgym/ModularUplink-v0 --P 4 "
-        "--L 2 --N 3 --B 4 --K 5 --constraint sparse --s-max 18 "
-        "--out agents/pretrained/upga_m_sparse/ModularUplink-v0"
-    ),
-    ("upga_m_quantized", ""): (
-        "python examples/train.py --agent upga_m_quantized --env beamgym/ModularUplink-v0 "
-        "--constraint quantized --out agents/pretrained/upga_m_quantized/ModularUplink-v0"
-    ),
-}
-
 
 def train_command(agent: str, variant: str = "") -> str:
-    """The command that trains the committed model ``agent`` / ``variant``."""
-    cmd = TRAIN_COMMANDS.get((agent, variant))
-    if cmd is None:
-        out = pretrained_dir(agent, ENV_ID, variant)
-        cmd = f"python examples/train.py --agent {agent} --env {ENV_ID} --out {out}"
-    return cmd
+    """The command that trains the committed model ``agent`` / ``variant``.
+
+    The exact command stored in the committed model's ``config.json``; for a model that is
+    not committed, the plain ``examples/train.py`` command writing to its folder.
+    """
+    out = pretrained_dir(agent, ENV_ID, variant)
+    try:
+        return str(read_config(out)["command"])
+    except (CheckpointError, KeyError):
+        rel = out.relative_to(out.parents[3])
+        return f"python examples/train.py --agent {agent} --env {ENV_ID} --out {rel}"
 
 
 # ---- parameters -------------------------------------------------------------------------------
@@ -489,6 +463,7 @@ _DESC = (
     "upga_m",
     env_ids=(ENV_ID,),
     description=_DESC + " (Scenario 1; variant=scenario4 / scenario5 for the transfers)",
+    trainer="agents.upga_m.train:main",
     checkpoint=None,
     variant="",
     panel_transfer="kron",
@@ -521,6 +496,8 @@ class UPGAMAgent(Agent):
             :attr:`hparams` after loading so that :meth:`save` / :meth:`load` round-trip).
     """
 
+    learnable = True
+
     def __init__(self, env: Any, **hparams: Any) -> None:
         hp = {"checkpoint": None, "variant": "", "panel_transfer": "kron", "seed": 0, **hparams}
         unknown = set(hp) - {"checkpoint", "variant", "panel_transfer", "seed", "J"}
@@ -540,7 +517,7 @@ class UPGAMAgent(Agent):
         self.variant = variant
         self.checkpoint_path: Path | None = None
         self.train_config: dict[str, Any] = {}
-        self.history: list[dict[str, Any]] = []
+        self.model_config: dict[str, Any] = {}
         self.trained_env_config: dict[str, Any] = env_config_dict(task)
         self._theta0: dict[str, torch.Tensor] | None = None
         self.theta: dict[str, torch.Tensor] | None = None
@@ -560,16 +537,58 @@ class UPGAMAgent(Agent):
         name = self._name()
         cmd = train_command(name, self.variant)
         path = resolve_checkpoint(checkpoint, name, ENV_ID, cmd, self.variant)
-        blob = load_blob(path, CHECKPOINT_FORMAT, cmd)
-        if blob.get("agent") not in (name, None) and checkpoint is None:
-            raise CheckpointError(f"{path} holds agent {blob.get('agent')!r}, not {name!r}: {cmd}")
-        saved = blob.get("env_config", {})
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; retrain with: {cmd}") from exc
+        if ckpt.config.get("agent") != name and checkpoint is None:
+            raise CheckpointError(
+                f"{path} holds agent {ckpt.config.get('agent')!r}, not {name!r}: {cmd}"
+            )
+        saved = ckpt.config.get("env_config", {})
         check_env_config(saved, self.task, MODEL_KEYS, path, cmd)
         self.checkpoint_path = path
-        self.train_config = dict(blob.get("train_config", {}))
-        self.history = list(blob.get("history", []))
+        self.model_config = dict(ckpt.config)
+        self.train_config = dict(ckpt.config.get("train_config", {}))
         self.trained_env_config = dict(saved)
-        self.load_state_dict(blob["state_dict"], path=path, command=cmd)
+        self.load_state_dict(ckpt.state, path=path, command=cmd)
+
+    def learn(self, **overrides: Any) -> UPGAMAgent:
+        r"""Retrain :math:`\boldsymbol\theta` from scratch with the stored recipe; returns ``self``.
+
+        Runs Algorithm 2 (:func:`agents.upga_m.train.train_upga_m`, fresh :math:`\boldsymbol
+        \theta` from the recipe's ``init``) on the env configuration the model was trained
+        for, with the model's :class:`~agents.upga_m.train.UPGAMTrainConfig`, fields
+        replaced by keyword arguments (e.g. ``epochs=2, n_train=64``: the training budget);
+        with none it reproduces the recipe. The new :math:`\boldsymbol\theta` is transferred
+        to the agent's env as at loading (Sec. III-B3).
+        """
+        from agents.upga_m.train import UPGAMTrainConfig, checkpoint_config, train_upga_m
+        from beamgym.datasets import make_task
+
+        recipe = {k: tuple(v) if isinstance(v, list) else v for k, v in self.train_config.items()}
+        config = UPGAMTrainConfig(**{**recipe, **overrides})
+        kw = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in self.model_config.get("env_kwargs", {}).items()
+        }
+        task = make_task(ENV_ID, precision=self.task.precision, **kw)
+        theta, _, info = train_upga_m(task, config)
+        state = {k: v.detach().cpu().float() for k, v in theta.items()}
+        self.model_config = {
+            **checkpoint_config(self._name(), task, config, info),
+            "command": f"{type(self).__name__}.learn(**{overrides!r}) from the recipe of: "
+            f"{self.model_config.get('command')}",
+        }
+        self.train_config = dict(self.model_config["train_config"])
+        self.trained_env_config = dict(self.model_config["env_config"])
+        self.load_state_dict(state)
+        return self
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The model's configuration (its training env, recipe and command) and the hparams."""
+        hp = {k: v for k, v in self.hparams.items() if k not in ("checkpoint", "J")}
+        return {**self.model_config, "agent": self._name(), "hparams": hp}
 
     def load_state_dict(
         self, state: dict[str, torch.Tensor], *, path: Any = None, command: str | None = None
@@ -670,6 +689,7 @@ class UPGAMAgent(Agent):
     env_kwargs={
         ENV_ID: {"P": 4, "L": 2, "N": 3, "B": 4, "K": 5, "constraint": "sparse", "s_max": 18}
     },
+    trainer="agents.upga_m.train:main",
     checkpoint=None,
     variant="",
     panel_transfer="kron",
@@ -692,6 +712,7 @@ class UPGAMSparseAgent(UPGAMAgent):
         "eq. 23 in training, hard eq. 20 at inference; Scenario 1 (Figs. 13-14)"
     ),
     env_kwargs={ENV_ID: {"constraint": "quantized"}},
+    trainer="agents.upga_m.train:main",
     checkpoint=None,
     variant="",
     panel_transfer="kron",

@@ -26,20 +26,22 @@ Choices (documented; the paper gives no values in the text):
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from agents.classical.modular import DEFAULT_BETAS, WIDE_MUS, grid_search_pga_m
-from agents.pretrained import env_config_dict, load_blob
+from agents.cli import add_dataclass_arguments, dataclass_from_args
+from agents.pretrained import env_config_dict, env_kwargs_of, read_checkpoint, write_checkpoint
 from agents.rules.pga_momentum import random_unit_modulus_panels
+from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from agents.upga_m.model import (
-    CHECKPOINT_FORMAT,
     ENV_ID,
     WEIGHTINGS,
     init_theta,
@@ -49,7 +51,15 @@ from agents.upga_m.model import (
 from beamgym._validation import check_int, check_nonnegative, check_number, check_positive
 from beamgym.envs.modular_uplink import ModularUplinkInstance, ModularUplinkTask
 
-__all__ = ["INITS", "UPGAMTrainConfig", "evaluate_theta", "save_checkpoint", "train_upga_m"]
+__all__ = [
+    "INITS",
+    "UPGAMTrainConfig",
+    "checkpoint_config",
+    "evaluate_theta",
+    "main",
+    "save_checkpoint",
+    "train_upga_m",
+]
 
 #: How theta is initialized: grid-searched constant PGA+M for J, given constants, or the
 #: parameters of an earlier U-PGA+M checkpoint (fine-tuning).
@@ -210,16 +220,14 @@ def train_upga_m(
         )
         info["grid_table"] = table
     elif cfg.init == "checkpoint":
-        blob = load_blob(Path(cfg.init_checkpoint), CHECKPOINT_FORMAT, "examples/train.py")
-        start = {
-            k: v.to(device=task.device, dtype=task.rdtype) for k, v in blob["state_dict"].items()
-        }
+        ckpt = read_checkpoint(cfg.init_checkpoint)
+        start = {k: v.to(device=task.device, dtype=task.rdtype) for k, v in ckpt.state.items()}
         if tuple(start["alpha"].shape) != (cfg.J, *task.panel_shape):
             raise ValueError(
                 f"init_checkpoint holds theta of shape {tuple(start['alpha'].shape)}, training "
                 f"needs {(cfg.J, *task.panel_shape)}"
             )
-        mu0, beta0 = (float(blob["init"][k]) for k in ("init_mu", "init_beta"))
+        mu0, beta0 = (float(ckpt.config["init"][k]) for k in ("init_mu", "init_beta"))
     else:
         mu0, beta0 = cfg.init_mu, cfg.init_beta
     info.update(init_mu=mu0, init_beta=beta0, init_lam=cfg.init_lam)
@@ -317,25 +325,214 @@ def train_upga_m(
     return best, history, info
 
 
+def checkpoint_config(
+    agent: str,
+    task: ModularUplinkTask,
+    config: Any,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``config.json`` content of a U-PGA+M model (:mod:`agents.pretrained`)."""
+    out: dict[str, Any] = {
+        "agent": agent,
+        "env_id": ENV_ID,
+        "env_kwargs": env_kwargs_of(task),
+        "env_config": env_config_dict(task),
+        "hparams": {},
+        "train_config": dataclasses.asdict(config),
+    }
+    if info is not None:
+        out["init"] = {k: float(info[k]) for k in ("init_mu", "init_beta", "init_lam")}
+        out["best_epoch"] = int(info.get("best_epoch", 0))
+    return out
+
+
 def save_checkpoint(
     path: str | Path,
     agent: str,
     task: ModularUplinkTask,
     theta: dict[str, torch.Tensor],
     config: UPGAMTrainConfig,
-    history: list[dict[str, Any]],
     info: dict[str, Any],
-) -> None:
-    """Write a weights-only checkpoint (format :data:`~agents.upga_m.model.CHECKPOINT_FORMAT`)."""
-    blob = {
-        "format": CHECKPOINT_FORMAT,
-        "agent": agent,
-        "env_id": ENV_ID,
-        "env_config": env_config_dict(task),
-        "train_config": dataclasses.asdict(config),
-        "state_dict": {k: v.detach().cpu().float() for k, v in theta.items()},
-        "history": history,
-        "init": {k: float(info[k]) for k in ("init_mu", "init_beta", "init_lam")},
-        "best_epoch": int(info.get("best_epoch", 0)),
-    }
-    torch.save(blob, Path(path))
+) -> Path:
+    """Write a model folder (weights-only float32 theta + ``config.json``); returns the ``.pt``."""
+    state = {k: v.detach().cpu().float() for k, v in theta.items()}
+    return write_checkpoint(path, state, checkpoint_config(agent, task, config, info))
+
+
+# ---- command line (examples/train.py --agent upga_m|upga_m_sparse|upga_m_quantized|cnn_004) --
+#: Agent -> (allowed constraints, default env keywords).
+AGENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "upga_m": (("unconstrained",), {}),
+    "upga_m_sparse": (
+        ("sparse", "sparse_quantized"),
+        {"P": 4, "L": 2, "N": 3, "B": 4, "K": 5, "constraint": "sparse", "s_max": 18},
+    ),
+    "upga_m_quantized": (("quantized",), {"constraint": "quantized"}),
+    "cnn_004": (("unconstrained", "quantized"), {}),
+}
+#: Per-agent training defaults that differ from the dataclass defaults.
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "upga_m_sparse": {"gamma": 0.01, "lr": 0.02, "sharpness": 5.0, "sharpness_final": 20.0},
+    "upga_m_quantized": {"sharpness": 5.0, "sharpness_final": 100.0},
+}
+LOG_FIELDS = (
+    "epoch",
+    "loss",
+    "train_rate",
+    "val_rate",
+    "val_active",
+    "sharpness",
+    "lr",
+    "seconds",
+)
+_ENV_INTS = ("T", "P", "L", "N", "B", "K", "q_levels", "connectivity_blocks")
+
+
+def _parser(agent: str) -> argparse.ArgumentParser:
+    p = run_parser(
+        (agent, *sorted(a for a in AGENTS if a != agent)),
+        (ENV_ID,),
+        "Train U-PGA+M (paper 004 Algorithm 2) or the CNN of Sec. V-A.",
+        env_kw=False,
+    )
+    p.add_argument("--precision", default="single", choices=("single", "double"))
+    env = p.add_argument_group("env (ModularUplink-v0 keywords; default: the agent's scenario)")
+    for name in _ENV_INTS:
+        env.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
+    env.add_argument("--snr-db", type=float, nargs="+", default=None)
+    env.add_argument("--constraint", default=None)
+    env.add_argument("--zeta", type=float, default=None)
+    env.add_argument("--s-max", type=int, default=None)
+    cls = _train_cls(agent)
+    add_dataclass_arguments(
+        p.add_argument_group(f"training ({cls.__name__})"),
+        cls,
+        defaults={**dataclasses.asdict(cls()), **TRAIN_DEFAULTS.get(agent, {})},
+    )
+    return p
+
+
+def _train_cls(agent: str) -> type:
+    if agent == "cnn_004":
+        from agents.upga_m.cnn import CNNTrainConfig
+
+        return CNNTrainConfig
+    return UPGAMTrainConfig
+
+
+def _agent_of(argv: list[str]) -> str:
+    for i, a in enumerate(argv):
+        if a == "--agent" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--agent="):
+            return a.split("=", 1)[1]
+    return "upga_m"
+
+
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    allowed, kw = AGENTS[args.agent]
+    kw = dict(kw)
+    for name in (*_ENV_INTS, "constraint", "zeta", "s_max"):
+        v = getattr(args, name)
+        if v is not None:
+            kw[name] = v
+    if args.snr_db is not None:
+        kw["snr_db"] = args.snr_db[0] if len(args.snr_db) == 1 else tuple(args.snr_db)
+    constraint = kw.get("constraint", "unconstrained")
+    if constraint not in allowed:
+        raise SystemExit(
+            f"error: --agent {args.agent} is for constraint(s) {allowed}, got --constraint "
+            f"{constraint} (use upga_m / upga_m_sparse / upga_m_quantized to match)"
+        )
+    return kw
+
+
+def main(argv: Sequence[str]) -> Path:
+    r"""``examples/train.py --agent upga_m|upga_m_sparse|upga_m_quantized|cnn_004 ...``.
+
+    Usage::
+
+        python examples/train.py --agent upga_m --env beamgym/ModularUplink-v0
+        python examples/train.py --agent upga_m --P 8 --L 1 --N 4 --K 5 --out runs/scenario4
+        python examples/train.py --agent upga_m_sparse --P 4 --L 2 --N 3 --B 4 --K 5 \\
+            --constraint sparse --s-max 18
+        python examples/train.py --agent upga_m_quantized --constraint quantized
+        python examples/train.py --agent cnn_004
+
+    ``upga_m``, ``upga_m_sparse`` and ``upga_m_quantized`` share Algorithm 2 (the variants
+    differ by the env's ``--constraint``, which must fit the agent); ``cnn_004`` is the CNN
+    baseline of Sec. V-A. The env keywords (``--T --P --L --N --B --K --snr-db --constraint
+    --zeta --s-max --q-levels --connectivity-blocks``) default to the agent's committed
+    scenario; every field of the training dataclass is an option. Writes the model folder of
+    :func:`agents.runs.write_run` to ``--out`` (default ``runs/<agent>``); ``train_log.csv``
+    has one row per epoch (loss, train rate, validation rate with the hard projections,
+    active phase shifters).
+
+    Returns:
+        The output folder.
+    """
+    import beamgym  # noqa: F401  (registers the envs)
+    from beamgym.datasets import make_task
+
+    argv = [str(a) for a in argv]
+    agent = _agent_of(argv)
+    if agent not in AGENTS:
+        raise SystemExit(f"error: --agent must be one of {sorted(AGENTS)}, got {agent!r}")
+    ns = _parser(agent).parse_args(argv)
+    torch.set_num_threads(ns.threads or 1)
+    cls = _train_cls(ns.agent)
+    try:
+        kw = _env_kwargs(ns)
+        task = make_task(ENV_ID, precision=ns.precision, **kw)
+        config = dataclass_from_args(cls, ns)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    bar = progress_bar(config.epochs, agent, not ns.no_progress)
+
+    def progress(row: dict[str, Any]) -> None:
+        if row["epoch"] > 0:
+            bar(val=f"{row['val_rate']:.4f}")
+
+    t0 = time.perf_counter()
+    if ns.agent == "cnn_004":
+        from agents.upga_m.cnn import cnn_checkpoint_config, train_cnn
+
+        net, history, info = train_cnn(task, config, progress=progress)
+        state = net.state_dict()
+        meta = cnn_checkpoint_config(task, net, config, info)
+    else:
+        theta, history, info = train_upga_m(task, config, progress=progress)
+        state = {k: v.detach().cpu().float() for k, v in theta.items()}
+        meta = checkpoint_config(ns.agent, task, config, info)
+    seconds = time.perf_counter() - t0
+    bar.close()  # type: ignore[attr-defined]
+    meta["result"] = {k: v for k, v in info.items() if k != "grid_table"}
+    ep = [r["epoch"] for r in history]
+    out = write_run(
+        ns.out or Path("runs") / ns.agent,
+        state=state,
+        config=meta,
+        argv=argv,
+        seconds=seconds,
+        rows=history,
+        fields=LOG_FIELDS,
+        panels=(
+            Panel(
+                f"{ns.agent} ({ENV_ID})",
+                "epoch",
+                "training loss",
+                [Series("", ep[1:], [r["loss"] for r in history[1:]])],
+            ),
+            Panel(
+                "rate",
+                "epoch",
+                "rate at J (per-user nats)",
+                [
+                    Series("train (surrogate)", ep[1:], [r["train_rate"] for r in history[1:]]),
+                    Series("validation (hard projection)", ep, [r["val_rate"] for r in history]),
+                ],
+            ),
+        ),
+    )
+    print(f"trained {ns.agent} in {seconds:.1f} s -> {out}")
+    return out

@@ -118,7 +118,7 @@ def test_mean_ci_of_one_sample_is_undefined_and_json_safe() -> None:
 def test_save_load_roundtrip_and_config_mismatch(tmp_path) -> None:
     env_id = "beamgym/FullyDigitalFDD-v0"
     agent = make_agent("random", env_id, seed=7)
-    path = tmp_path / "random.pt"
+    path = tmp_path / "random"  # a model folder: checkpoint.pt + config.json
     agent.save(path)
     back = Agent.load(path, make_task(env_id))
     assert back.name == agent.name == "random(seed=7)"
@@ -127,5 +127,5 @@ def test_save_load_roundtrip_and_config_mismatch(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         Agent.load(tmp_path / "missing.pt", make_task(env_id))
     torch.save({"x": 1}, tmp_path / "junk.pt")
-    with pytest.raises(CheckpointError, match="not a beamgym agent checkpoint"):
+    with pytest.raises(CheckpointError, match="config.json is missing"):
         Agent.load(tmp_path / "junk.pt", make_task(env_id))

@@ -12,8 +12,9 @@ import torch
 import beamgym  # noqa: F401  (registers the envs)
 from agents import make_agent
 from agents.base import Agent, CheckpointError
+from agents.pretrained import read_checkpoint
 from agents.rules.pga_momentum import pga_momentum, random_unit_modulus_panels, rate_and_gradient
-from agents.upga_m import cli
+from agents.upga_m import train as cli
 from agents.upga_m.cnn import CNNBeamformer, CNNTrainConfig, save_cnn_checkpoint, train_cnn
 from agents.upga_m.model import (
     init_theta,
@@ -251,8 +252,8 @@ def _checkpoint(tmp_path, name, env_kw, agent="upga_m", J=3, seed=0):
     theta = {k: v.float() for k, v in theta.items()}
     cfg = UPGAMTrainConfig(J=J, n_train=64, batch_size=32)
     info = {"init_mu": 1.0, "init_beta": 0.5, "init_lam": 0.0}
-    path = tmp_path / f"{name}.pt"
-    save_checkpoint(path, agent, task, theta, cfg, [], info)
+    path = tmp_path / name
+    save_checkpoint(path, agent, task, theta, cfg, info)
     return path, theta
 
 
@@ -295,7 +296,7 @@ def test_checkpoint_errors_name_the_train_command(tmp_path) -> None:
         make_agent("upga_m", task5, checkpoint=str(p))
     bad = tmp_path / "bad.pt"
     torch.save({"format": "something-else"}, bad)
-    with pytest.raises(CheckpointError, match="not a beamgym-upga_m/1 checkpoint"):
+    with pytest.raises(CheckpointError, match="config.json is missing.*retrain with"):
         make_agent("upga_m", task, checkpoint=str(bad))
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         make_agent("upga_m", task, checkpoint=str(p), steps=3)
@@ -396,8 +397,7 @@ def test_committed_models_transfer_without_retraining(variant, env_kw) -> None:
 
 
 def agent_init(agent) -> dict[str, float]:
-    blob = torch.load(agent.checkpoint_path, weights_only=True)
-    return blob["init"]
+    return read_checkpoint(agent.checkpoint_path).config["init"]
 
 
 # ---- CNN --------------------------------------------------------------------------------------
@@ -415,8 +415,8 @@ def test_cnn_shapes_training_and_agent(tmp_path) -> None:
     )
     net, hist, info = train_cnn(task, cfg)
     assert len(hist) == 3 and info["num_parameters"] == net.num_parameters
-    path = tmp_path / "cnn.pt"
-    save_cnn_checkpoint(path, task, net, cfg, hist, info)
+    path = tmp_path / "cnn"
+    save_cnn_checkpoint(path, task, net, cfg, info)
     qtask, inst, known = _data(3, constraint="quantized", **TINY)
     agent = make_agent("cnn_004", qtask, checkpoint=str(path))
     _assert_feasible(qtask, agent.solve(known))
