@@ -38,7 +38,6 @@ import torch
 from agents.pretrained import (
     CheckpointError,
     env_config_dict,
-    env_kwargs_of,
     read_checkpoint,
     write_checkpoint,
 )
@@ -178,7 +177,7 @@ class Agent(abc.ABC):
         return {
             "agent": self.registry_name,
             "env_id": self.task.env_id,
-            "env_kwargs": env_kwargs_of(self.task),
+            "env_kwargs": self.task.env_kwargs,
             "env_config": env_config_dict(self.task),
             "hparams": self.hparams,
         }

@@ -48,7 +48,6 @@ __all__ = [
     "CheckpointError",
     "check_env_config",
     "env_config_dict",
-    "env_kwargs_of",
     "env_name",
     "find_committed",
     "pretrained_dir",
@@ -101,25 +100,6 @@ def env_config_dict(task: BeamformingTask) -> dict[str, Any]:
     """The env configuration as JSON builtins (tuples as lists), to store in a checkpoint."""
     cfg = dataclasses.asdict(task.config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-
-
-def env_kwargs_of(task: BeamformingTask) -> dict[str, Any]:
-    """Keywords that rebuild ``task``'s configuration: ``gym.make(task.env_id, **kwargs)``.
-
-    ``task.env_kwargs`` (the fields that differ from the dataclass defaults), plus every
-    field whose value a rebuild from those alone would not reproduce (e.g. a default SNR
-    that depends on another keyword).
-    """
-    from beamgym.datasets import make_task
-
-    kw = dict(task.env_kwargs)
-    want = env_config_dict(task)
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
-    got = env_config_dict(make_task(task.env_id, **args))
-    for k, v in want.items():
-        if _norm(got.get(k)) != _norm(v):
-            kw[k] = v
-    return kw
 
 
 def _jsonable(value: Any) -> Any:

@@ -63,7 +63,6 @@ from agents.pretrained import (
     Checkpoint,
     CheckpointError,
     env_config_dict,
-    env_kwargs_of,
     read_checkpoint,
     write_checkpoint,
 )
@@ -439,7 +438,7 @@ def checkpoint_config(config: KDEDNTrainConfig, agent: str = "kd_edn") -> dict[s
     return {
         "agent": agent,
         "env_id": config.env_id,
-        "env_kwargs": env_kwargs_of(task),
+        "env_kwargs": task.env_kwargs,
         "env_config": env_config_dict(task),
         "hparams": {},
         "train_config": dataclasses.asdict(config),

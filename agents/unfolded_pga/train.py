@@ -40,7 +40,6 @@ from agents.pretrained import (
     Checkpoint,
     CheckpointError,
     env_config_dict,
-    env_kwargs_of,
     read_checkpoint,
     write_checkpoint,
 )
@@ -339,7 +338,7 @@ def checkpoint_config(
     out: dict[str, Any] = {
         "agent": "unfolded_pga",
         "env_id": ENV_ID,
-        "env_kwargs": env_kwargs_of(task),
+        "env_kwargs": task.env_kwargs,
         "env_config": env_config_dict(task),
         "hparams": {},
         "train_config": {**dataclasses.asdict(config), "snr_db": list(config.snr_db)},

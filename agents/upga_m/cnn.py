@@ -40,7 +40,6 @@ from agents.base import Agent, CheckpointError, register_agent
 from agents.pretrained import (
     check_env_config,
     env_config_dict,
-    env_kwargs_of,
     read_checkpoint,
     resolve_checkpoint,
     write_checkpoint,
@@ -268,7 +267,7 @@ def cnn_checkpoint_config(
     return {
         "agent": "cnn_004",
         "env_id": ENV_ID,
-        "env_kwargs": env_kwargs_of(task),
+        "env_kwargs": task.env_kwargs,
         "env_config": env_config_dict(task),
         "hparams": {},
         "train_config": dataclasses.asdict(config),

@@ -38,7 +38,7 @@ import torch
 
 from agents.classical.modular import DEFAULT_BETAS, WIDE_MUS, grid_search_pga_m
 from agents.cli import add_dataclass_arguments, dataclass_from_args
-from agents.pretrained import env_config_dict, env_kwargs_of, read_checkpoint, write_checkpoint
+from agents.pretrained import env_config_dict, read_checkpoint, write_checkpoint
 from agents.rules.pga_momentum import random_unit_modulus_panels
 from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from agents.upga_m.model import (
@@ -335,7 +335,7 @@ def checkpoint_config(
     out: dict[str, Any] = {
         "agent": agent,
         "env_id": ENV_ID,
-        "env_kwargs": env_kwargs_of(task),
+        "env_kwargs": task.env_kwargs,
         "env_config": env_config_dict(task),
         "hparams": {},
         "train_config": dataclasses.asdict(config),

@@ -141,13 +141,21 @@ class BeamformingTask(abc.ABC, Generic[InstanceT, ConfigT]):
         ``gym.make(task.env_id, **task.env_kwargs)`` (plus ``device`` / ``precision``) rebuilds an
         env of this configuration.
         """
-        default = type(self.config)()
+        config_cls = type(self.config)
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self.config):
-            value = getattr(self.config, f.name)
-            if value != getattr(default, f.name):
-                out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        # Some defaults depend on other keywords (FarFieldHybrid's SNR on ``analog``): add the
+        # fields a rebuild from the keywords so far gets wrong until the rebuild is exact.
+        for _ in range(len(dataclasses.fields(self.config)) + 1):
+            rebuilt = config_cls(**out)
+            missing = {
+                f.name: getattr(self.config, f.name)
+                for f in dataclasses.fields(self.config)
+                if getattr(self.config, f.name) != getattr(rebuilt, f.name)
+            }
+            if not missing:
+                break
+            out.update(missing)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     # ---- sizes -------------------------------------------------------------------------
     @property
