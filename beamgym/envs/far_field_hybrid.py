@@ -49,7 +49,7 @@ from beamgym.physics.channels import (
 )
 from beamgym.physics.csi import CSI_ERROR_MODES, additive_csi_error
 from beamgym.physics.metrics import abs2, miso_sinr
-from beamgym.physics.projections import hybrid_initialization
+from beamgym.physics.projections import full_power_scale, hybrid_initialization, total_power
 from beamgym.structures import HybridBeamformer, TensorDataclass
 
 __all__ = [
@@ -427,12 +427,10 @@ class FarFieldHybridTask(BeamformingTask[FarFieldHybridInstance, FarFieldHybridC
             theta = math.pi * action[:, : self._n_phases].reshape(b, c.N, c.N_RF)
             F = torch.complex(torch.cos(theta), torch.sin(theta)).to(self.cdtype)
         W_raw = unpack_complex(action[:, self._n_phases :], (c.N_RF, c.K)).to(self.cdtype)
-        norm = torch.linalg.matrix_norm(F @ W_raw)
-        zero = norm <= torch.finfo(self.rdtype).tiny
+        zero = total_power(F @ W_raw) <= torch.finfo(self.rdtype).tiny
         fallback = torch.eye(c.N_RF, c.K, dtype=self.cdtype, device=action.device)
         W_raw = torch.where(zero[:, None, None], fallback, W_raw)
-        norm = torch.linalg.matrix_norm(F @ W_raw)
-        scale = torch.sqrt(instance.power) / norm
+        scale = full_power_scale(total_power(F @ W_raw), instance.power)
         W = W_raw * scale.to(self.cdtype)[:, None, None]
         projected = zero | ((scale - 1.0).abs() > 1e-6)
         return HybridBeamformer(analog=F, digital=W), projected

@@ -48,6 +48,7 @@ from beamgym.physics.channels import (
 )
 from beamgym.physics.csi import CSI_ERROR_MODES, additive_csi_error
 from beamgym.physics.metrics import miso_rates, miso_sinr, mmse_beamformer
+from beamgym.physics.projections import full_power_scale, normalize_power, weighted_power
 from beamgym.structures import HybridBeamformer, TensorDataclass
 
 __all__ = [
@@ -555,14 +556,13 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
     def _power(gram: torch.Tensor, W_D: torch.Tensor) -> torch.Tensor:
         r"""Subcarrier-averaged :math:`\|W^a_f W^D\|_F^2 = tr(W^{DH} A_f^H A_f W^D)`.
 
-        Evaluated in double precision (differentiable) and cast back: with nearly collinear
-        analog beams the quadratic form cancels heavily, and in float32 two evaluations of the
-        same power could then disagree by more than the 1e-4 feasibility tolerance.
+        :func:`beamgym.physics.projections.weighted_power` with the per-subcarrier Gram
+        matrices: evaluated in double precision (differentiable) and cast back, because with
+        nearly collinear analog beams the quadratic form cancels heavily, and in float32 two
+        evaluations of the same power could then disagree by more than the feasibility
+        tolerance.
         """
-        c128 = torch.complex128
-        W64 = W_D.to(c128)
-        quad = torch.einsum("bfrs,brk,bsk->bf", gram.to(c128), W64.conj(), W64)
-        return quad.real.clamp_min(0.0).mean(-1).to(W_D.real.dtype)
+        return weighted_power(W_D, gram)
 
     def action_to_beamformer(
         self, action: torch.Tensor, instance: NearFieldHybridInstance | NearFieldHybridKnown
@@ -585,10 +585,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         W_raw = unpack_complex(action, (c.K, c.K)).to(self.cdtype)
         pw = self._power(instance.gram, W_raw)
         nz = pw > 0
-        scale = torch.where(
-            nz, torch.sqrt(instance.power / torch.where(nz, pw, torch.ones_like(pw))), 0.0 * pw
-        )
-        W = W_raw * scale.to(self.cdtype)[:, None, None]
+        W = W_raw * full_power_scale(pw, instance.power).to(self.cdtype)[:, None, None]
         with torch.no_grad():
             projected = ~nz | ((pw - instance.power).abs() > 1e-6 * instance.power)
         return HybridBeamformer(analog=instance.analog, digital=W), projected
@@ -706,8 +703,7 @@ class NearFieldHybridTask(BeamformingTask[NearFieldHybridInstance, NearFieldHybr
         :meth:`action_to_beamformer`'s normalization (eq. (24)).
         """
         W0 = mmse_beamformer(instance.G_est[:, 0], instance.power)
-        pw = self._power(instance.gram, W0)
-        W = W0 * torch.sqrt(instance.power / pw).to(W0.dtype)[:, None, None]
+        W = normalize_power(W0, instance.power, instance.gram)
         return HybridBeamformer(analog=instance.analog, digital=W)
 
 

@@ -37,6 +37,7 @@ __all__ += [
     "normalize_total_power",
     "weighted_power",
     "normalize_power",
+    "full_power_scale",
     "hybrid_power",
     "normalize_hybrid_power",
     "clip_hybrid_power",
@@ -238,10 +239,25 @@ def normalize_power(
         pw = _sum_squares(W)
     else:
         pw = weighted_power(W, weight)
-    p = as_power(power, W.shape[0], W)
+    return _scale_000(W, full_power_scale(pw, as_power(power, W.shape[0], W)))
+
+
+def full_power_scale(pw: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+    r"""The factor :math:`\sqrt{P / p(\mathbf W)}` of :func:`normalize_power` (0 where p = 0).
+
+    Exposed for callers that need the power :math:`p(\mathbf W)` itself as well (the envs'
+    action maps report whether the scaling changed the design), so that they compute it once
+    and apply the one normalization of :func:`normalize_power`.
+
+    Args:
+        pw: Real ``[B]`` power :math:`p(\mathbf W) \ge 0` of the unscaled beamformer.
+        power: Real ``[B]`` budget :math:`P`.
+
+    Returns:
+        Real ``[B]`` scale; NaN-free gradients where ``pw == 0``.
+    """
     nz = pw > 0
-    scale = torch.where(nz, torch.sqrt(p / torch.where(nz, pw, torch.ones_like(pw))), 0.0 * pw)
-    return _scale_000(W, scale)
+    return torch.where(nz, torch.sqrt(power / torch.where(nz, pw, torch.ones_like(pw))), 0.0 * pw)
 
 
 def _check_hybrid_000(W_a: torch.Tensor, W_D: torch.Tensor) -> None:
