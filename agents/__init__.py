@@ -4,8 +4,9 @@ Importing :mod:`agents` registers every built-in agent; see :func:`agents.base.m
 and ``python examples/evaluate.py --list``.
 """
 
-# importing the agent modules registers the agents
-from agents import base, unfolded_pga, upga_m  # noqa: F401  (003 unfolded PGA; 004 U-PGA+M, CNN)
+# importing the agent modules registers the agents (the update rules first: agents.common,
+# which the agents use, builds on them)
+from agents import base, rules  # noqa: F401
 from agents.base import Agent, AgentSpec, make_agent, register_agent, registered_agents
 from agents.classical import (  # noqa: F401
     fully_digital,
@@ -14,6 +15,11 @@ from agents.classical import (  # noqa: F401
     pga_hybrid,
     random_agent,
 )
+
+# the learned agents: one package each, registered by its agent.py
 from agents.kd_edn import agent as kd_edn_agent  # noqa: F401  (000 KD-EDN and ablations)
+from agents.modular_cnn import agent as modular_cnn_agent  # noqa: F401  (004 Sec. V-A CNN)
+from agents.unfolded_pga import agent as unfolded_pga_agent  # noqa: F401  (003 unfolded PGA)
+from agents.upga_m import agent as upga_m_agent  # noqa: F401  (004 U-PGA+M)
 
 __all__ = ["Agent", "AgentSpec", "base", "make_agent", "register_agent", "registered_agents"]

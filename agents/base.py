@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +50,8 @@ __all__ = [
     "Agent",
     "AgentSpec",
     "CheckpointError",
+    "agent_spec",
+    "canonical_agent_name",
     "make_agent",
     "register_agent",
     "registered_agents",
@@ -203,8 +206,9 @@ class Agent(abc.ABC):
                 not weights-only, another agent, or another environment configuration.
         """
         ckpt = read_checkpoint(path)
-        name = cls.registry_name or str(ckpt.config.get("agent"))
-        if ckpt.config.get("agent") != name or name not in _REGISTRY:
+        saved = _ALIASES.get(str(ckpt.config.get("agent")), ckpt.config.get("agent"))
+        name = cls.registry_name or str(saved)
+        if saved != name or name not in _REGISTRY:
             raise CheckpointError(
                 f"{ckpt.path} holds agent {ckpt.config.get('agent')!r}, not {name!r}"
             )
@@ -268,6 +272,8 @@ class AgentSpec:
         trainer: For a learned agent, ``"module:function"`` of its training entry point,
             ``function(argv) -> Path`` (``examples/train.py --agent NAME ARGS`` calls it with
             ``ARGS`` and it writes a model folder); ``None`` for agents without one.
+        aliases: Deprecated former names that still build this agent
+            (:func:`canonical_agent_name`); result tables always show :attr:`name`.
     """
 
     name: str
@@ -278,6 +284,7 @@ class AgentSpec:
     env_kwargs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     validation_size: int = 0
     trainer: str | None = None
+    aliases: tuple[str, ...] = ()
 
     def load_trainer(self) -> Callable[[list[str]], Path]:
         """The training entry point ``function(argv) -> Path`` named by :attr:`trainer`.
@@ -297,6 +304,8 @@ class AgentSpec:
 
 
 _REGISTRY: dict[str, AgentSpec] = {}
+#: Deprecated alias -> registry name.
+_ALIASES: dict[str, str] = {}
 
 
 def register_agent(
@@ -307,6 +316,7 @@ def register_agent(
     env_kwargs: dict[str, dict[str, Any]] | None = None,
     validation_size: int = 0,
     trainer: str | None = None,
+    aliases: tuple[str, ...] = (),
     **defaults: Any,
 ) -> Callable[[type[Agent]], type[Agent]]:
     """Class decorator registering an :class:`Agent` subclass under ``name``.
@@ -319,12 +329,20 @@ def register_agent(
         validation_size: Validation instances the agent calibrates on (see :class:`AgentSpec`).
         trainer: ``"module:function"`` training entry point of a learned agent (see
             :class:`AgentSpec`); required exactly when the class sets ``learnable = True``.
+        aliases: Deprecated former names of the agent: :func:`make_agent`, ``Agent.load`` and
+            ``examples/train.py`` accept them (with a ``DeprecationWarning``), while
+            :func:`registered_agents` and the agent's :attr:`~Agent.name` give ``name`` only.
         **defaults: Default hyperparameters.
     """
+    if isinstance(aliases, str):
+        raise ValueError(f"aliases must be a tuple of names, got the string {aliases!r}")
 
     def deco(cls: type[Agent]) -> type[Agent]:
-        if name in _REGISTRY:
+        if name in _REGISTRY or name in _ALIASES:
             raise ValueError(f"agent {name!r} is already registered")
+        taken = [a for a in aliases if a in _REGISTRY or a in _ALIASES or a == name]
+        if taken:
+            raise ValueError(f"agent {name!r}: alias(es) {taken} are already registered names")
         unknown = set(env_kwargs or {}) - set(env_ids)
         if unknown:
             raise ValueError(f"env_kwargs for unsupported env ids {sorted(unknown)}")
@@ -345,25 +363,63 @@ def register_agent(
             dict(env_kwargs or {}),
             int(validation_size),
             trainer,
+            tuple(aliases),
         )
+        _ALIASES.update(dict.fromkeys(aliases, name))
         return cls
 
     return deco
 
 
 def registered_agents() -> dict[str, AgentSpec]:
-    """All registered agents by name (importing :mod:`agents` registers the built-in ones)."""
+    """All registered agents by registry name (deprecated aliases are not listed).
+
+    Importing :mod:`agents` registers the built-in ones.
+    """
     return dict(_REGISTRY)
+
+
+def canonical_agent_name(name: str) -> str:
+    """The registry name of ``name``: ``name`` itself, or the agent a deprecated alias names.
+
+    An alias warns with a ``DeprecationWarning`` naming the registry name to use instead.
+
+    Raises:
+        ValueError: ``name`` is neither a registered agent nor an alias.
+    """
+    return _resolve(name)
+
+
+def agent_spec(name: str) -> AgentSpec:
+    """The :class:`AgentSpec` of a registered agent or of a deprecated alias.
+
+    Raises:
+        ValueError: Unknown name (the message lists the registered agents).
+    """
+    return _REGISTRY[_resolve(name)]
+
+
+def _resolve(name: str) -> str:
+    """Registry name of ``name``; the warning points at the caller of the public function."""
+    if name in _REGISTRY:
+        return name
+    if name in _ALIASES:
+        new = _ALIASES[name]
+        warnings.warn(
+            f"agent name {name!r} is deprecated; use {new!r}", DeprecationWarning, stacklevel=3
+        )
+        return new
+    raise ValueError(f"unknown agent {name!r}; registered: {sorted(_REGISTRY)}")
 
 
 def make_agent(name: str, env: Any, **hparams: Any) -> Agent:
     """Build the registered agent ``name`` for ``env`` (a beamgym env, vector env or task).
 
-    ``env`` may also be an env id string, in which case the env's default configuration is used.
+    ``name`` may be a deprecated alias (:func:`canonical_agent_name`). ``env`` may also be an
+    env id string, in which case the env's default configuration is used.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown agent {name!r}; registered: {sorted(_REGISTRY)}")
-    spec = _REGISTRY[name]
+    spec = _REGISTRY[_resolve(name)]
+    name = spec.name
     task = make_task(env) if isinstance(env, str) else task_of(env)
     env_id = getattr(type(task), "env_id", None)
     if env_id is not None and env_id not in spec.env_ids:

@@ -20,7 +20,7 @@ import dataclasses
 import shlex
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "dataclass_parser",
     "field_help",
     "parse_env_kwargs",
+    "TRAIN_SCRIPT",
     "train_command",
 ]
 
@@ -56,33 +57,64 @@ def parse_env_kwargs(pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+#: The script every training command runs (:func:`train_command`, :func:`agents.runs.write_run`).
+TRAIN_SCRIPT = "python examples/train.py"
+
+
 def train_command(
-    agent: str,
-    env_id: str,
-    *,
-    env_kwargs: Mapping[str, Any] | None = None,
-    flags: Sequence[str] = (),
-    out: str | Path | None = None,
+    agent: str, env_id: str, env_kwargs: Mapping[str, Any] | None = None, **options: Any
 ) -> str:
     """The ``examples/train.py`` command that trains ``agent`` (used in messages and run folders).
+
+    The one way to write a training command: every family names the command to run in its
+    :class:`~agents.pretrained.CheckpointError` messages with it.
 
     Args:
         agent: Registry name.
         env_id: Env id.
-        env_kwargs: Env keywords, written as ``--env-kw key=value`` (sorted).
-        flags: Further family options, e.g. ``("--snr-db", "20")``.
-        out: The ``--out`` folder.
+        env_kwargs: Env keywords, written as ``--env-kw key=value`` (sorted), for trainers that
+            take ``--env-kw``; families whose env keywords are training options pass them in
+            ``options`` instead.
+        **options: Further trainer options in order, ``name=value`` -> ``--name-with-dashes
+            value``: a tuple or list gives several values, ``True`` / ``False`` give ``--name``
+            / ``--no-name``, ``None`` leaves the option out; ``out`` (the output folder) comes
+            last.
 
     Returns:
-        A shell-quoted command line.
+        A shell-quoted command line, e.g. ``python examples/train.py --agent upga_m --env
+        beamgym/ModularUplink-v0 --P 8 --out runs/p8``.
+
+    Raises:
+        ValueError: An empty ``agent`` or ``env_id``, or an option value that is not a
+            number, string, path, bool or tuple of them.
     """
-    cmd = ["python", "examples/train.py", "--agent", agent, "--env", env_id]
+    if not agent or not env_id:
+        raise ValueError(f"train_command needs an agent and an env id, got {agent!r}, {env_id!r}")
+    cmd = ["--agent", agent, "--env", env_id]
     if env_kwargs:
         cmd += ["--env-kw", *(f"{k}={_literal_text(v)}" for k, v in sorted(env_kwargs.items()))]
-    cmd += [str(f) for f in flags]
+    out = options.pop("out", None)
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            cmd.append(flag if value else "--no-" + flag[2:])
+            continue
+        values = value if isinstance(value, tuple | list) else (value,)
+        cmd += [flag, *(_option_text(name, v) for v in values)]
     if out is not None:
         cmd += ["--out", str(out)]
-    return shlex.join(cmd)
+    return f"{TRAIN_SCRIPT} {shlex.join(cmd)}"
+
+
+def _option_text(name: str, v: Any) -> str:
+    """A command-line value: integral floats without ``.0`` (``20.0`` -> ``20``)."""
+    if isinstance(v, bool) or not isinstance(v, int | float | str | Path):
+        raise ValueError(f"train_command option {name}: cannot write {v!r} on a command line")
+    if isinstance(v, float) and float(f"{v:g}") == v:
+        return f"{v:g}"
+    return str(v)
 
 
 def _literal_text(v: Any) -> str:

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from agents.cli import TRAIN_SCRIPT
 from agents.pretrained import write_checkpoint
 
 __all__ = ["Panel", "Series", "progress_bar", "run_parser", "write_run"]
@@ -127,7 +128,7 @@ def write_run(
     out = Path(out)
     meta = {
         **config,
-        "command": "python examples/train.py " + shlex.join([str(a) for a in argv]),
+        "command": f"{TRAIN_SCRIPT} {shlex.join([str(a) for a in argv])}",
         "train_seconds": float(seconds),
         "torch_threads": torch.get_num_threads(),
         "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -135,7 +135,7 @@ def part_table1(n_test: int) -> dict[str, Any]:
     mu10, beta10 = _tuned(task, 10, 128)
     mu5, b5 = TUNED500_S1
     upgam = make_agent("upga_m", task)
-    cnn = make_agent("cnn_004", task)
+    cnn = make_agent("modular_cnn", task)
     entries = {
         "random_w0": (
             make_agent("pga_m", task, J=0 + 1, mu=0.0, beta=0.0),
@@ -291,7 +291,7 @@ def part_power(n_test: int) -> dict[str, Any]:
         ),
         "pga_m_500_tuned500": (make_agent("pga_m", task, J=500, mu=mu5, beta=b5), None, ""),
         "line_search_10": (make_agent("line_search", task, J=10), None, "wide grid, eq. 20"),
-        "cnn_quantized": (make_agent("cnn_004", task), None, "CNN phases quantized (eq. 20)"),
+        "cnn_quantized": (make_agent("modular_cnn", task), None, "CNN phases quantized (eq. 20)"),
     }
     rows, per, curves = _table(
         task, test, entries, trace_keys=("upga_m_quantized_10", "pga_m_10_tuned10")
@@ -459,7 +459,7 @@ def part_latency() -> dict[str, Any]:
             "line search (J=10)": make_agent("line_search", task, J=10),
         }
         if not kw:
-            agents["CNN"] = make_agent("cnn_004", task)
+            agents["CNN"] = make_agent("modular_cnn", task)
         for label, agent in agents.items():
             reps = 5 if "500" in label else 30
             r = _latency(task, agent, inst, reps)
@@ -490,8 +490,9 @@ def part_latency() -> dict[str, Any]:
 
 def _train_times() -> dict[str, Any]:
     out = {}
+    models = ("upga_m", "upga_m_sparse", "upga_m_quantized", "modular_cnn")
     for cfg in sorted(PRETRAINED_DIR.glob("*/*/config.json")):
-        if cfg.parent.parent.name not in ("upga_m", "upga_m_sparse", "upga_m_quantized", "cnn_004"):
+        if cfg.parent.parent.name not in models:
             continue
         meta = json.loads(cfg.read_text())
         out[f"{cfg.parent.parent.name}/{cfg.parent.name}"] = {

@@ -32,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import agents  # noqa: E402
-from agents.base import make_agent, registered_agents  # noqa: E402
+from agents.base import canonical_agent_name, make_agent, registered_agents  # noqa: E402
 from agents.cli import dataclass_from_args, dataclass_parser, parse_env_kwargs  # noqa: E402
 from agents.harness import AgentResult, evaluate_agent  # noqa: E402
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
@@ -99,7 +99,7 @@ class Args:
                 else tuple(a for a in DEMO_COMPARE if a in specs)
             )
         else:
-            agent, compare = self.agent, tuple(self.compare or ())
+            agent, compare = _canonical(self.agent), tuple(map(_canonical, self.compare or ()))
         snr_db = self.snr_db
         preset = PRESETS.get(agent)
         if preset is not None and not self.env_kw:
@@ -108,6 +108,14 @@ class Args:
                 compare = tuple(a for a in preset[0] if a in specs and env_id in specs[a].env_ids)
             snr_db = snr_db or preset[1]
         return dataclasses.replace(self, agent=agent, compare=compare, snr_db=snr_db)
+
+
+def _canonical(name: str) -> str:
+    """The registry name of ``name`` (a deprecated alias warns); unknown names stay for run()."""
+    try:
+        return canonical_agent_name(name)
+    except ValueError:
+        return name
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:

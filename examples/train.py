@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import agents  # noqa: F401  (registers the agents)
-from agents.base import registered_agents
+from agents.base import agent_spec, registered_agents
 
 #: Agent trained when ``--agent`` is not given.
 DEFAULT_AGENT = "kd_edn"
@@ -33,6 +33,17 @@ def _agent_of(argv: list[str]) -> str | None:
         if a.startswith("--agent="):
             return a.split("=", 1)[1]
     return None
+
+
+def _with_agent(argv: list[str], name: str) -> list[str]:
+    """``argv`` with the ``--agent`` value replaced by the registry name ``name``."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--agent" and i + 1 < len(out):
+            out[i + 1] = name
+        elif a.startswith("--agent="):
+            out[i] = f"--agent={name}"
+    return out
 
 
 def trainable() -> list[str]:
@@ -49,10 +60,13 @@ def main(argv: list[str] | None = None) -> Path:
         print("agents:", ", ".join(trainable()))
         raise SystemExit(0)
     agent = agent or DEFAULT_AGENT
-    spec = registered_agents().get(agent)
+    try:
+        spec = agent_spec(agent)  # a deprecated alias warns and trains its agent
+    except ValueError:
+        spec = None
     if spec is None or spec.trainer is None:
         raise SystemExit(f"error: no trainer for agent {agent!r}; trainable: {trainable()}")
-    return spec.load_trainer()(argv)
+    return spec.load_trainer()(_with_agent(argv, spec.name))
 
 
 if __name__ == "__main__":

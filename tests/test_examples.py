@@ -103,6 +103,7 @@ class _Parsed(Exception):
 
 def test_readme_train_commands_parse_and_dispatch(monkeypatch) -> None:
     from agents.kd_edn import train as kd
+    from agents.modular_cnn import train as mc
     from agents.unfolded_pga import train as up
     from agents.upga_m import train as um
 
@@ -112,7 +113,13 @@ def test_readme_train_commands_parse_and_dispatch(monkeypatch) -> None:
         seen.append(args)
         raise _Parsed
 
-    for mod, fn in ((kd, "train_kd_edn"), (up, "train_unfolded_pga"), (um, "train_upga_m")):
+    trainers = (
+        (kd, "train_kd_edn"),
+        (up, "train_unfolded_pga"),
+        (um, "train_upga_m"),
+        (mc, "train_cnn"),
+    )
+    for mod, fn in trainers:
         monkeypatch.setattr(mod, fn, stop)
     train = _load_script("train")
     commands = _readme_commands("train") + [
@@ -138,6 +145,7 @@ def shlex_split(line: str) -> list[str]:
 def test_train_help_lists_the_registered_trainers() -> None:
     train = str(ROOT / "examples" / "train.py")
     out = _run("--help", script=train)
-    assert out.returncode == 0 and "kd_edn" in out.stdout and "cnn_004" in out.stdout
+    assert out.returncode == 0 and "kd_edn" in out.stdout and "modular_cnn" in out.stdout
+    assert "cnn_004" not in out.stdout  # a deprecated alias is not listed
     out = _run("--agent", "upga_m", "--help", script=train)
     assert out.returncode == 0 and "--s-max" in out.stdout and "--J" in out.stdout

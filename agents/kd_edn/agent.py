@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from agents.base import CheckpointError, register_agent
-from agents.cli import train_command as _train_command
+from agents.cli import train_command
 from agents.common import DigitalPrecoderAgent, check_choice, check_hyperparameters
 from agents.kd_edn.model import feedback_bits, huffman_code, quantization_symbols
 from agents.kd_edn.train import (
@@ -51,7 +51,7 @@ from agents.rules.problem import SolverProblem, problem_from_known
 from beamgym._validation import check_int, check_positive
 from beamgym.structures import TensorDataclass
 
-__all__ = ["KDEDNAgent", "VARIANTS", "train_command"]
+__all__ = ["KDEDNAgent", "VARIANTS", "committed_folder"]
 
 #: Agent name -> (paper name, default Q_i, envs with a committed model).
 VARIANTS: dict[str, tuple[str, int, tuple[str, ...]]] = {
@@ -62,16 +62,15 @@ VARIANTS: dict[str, tuple[str, int, tuple[str, ...]]] = {
 }
 
 
-def train_command(agent: str, env_id: str, env_kwargs: dict[str, Any] | None = None) -> str:
-    """The ``examples/train.py`` command that trains ``agent`` for an env configuration.
+def committed_folder(agent: str, env_id: str, env_kwargs: dict[str, Any] | None = None) -> Path:
+    """The committed-model folder of ``agent`` for an env configuration, relative to the repo.
 
-    Its ``--out`` is the committed-model folder the agent searches
-    (``agents/pretrained/<agent>/<env>[-key-value...]``), so the agent finds the new model.
+    ``agents/pretrained/<agent>/<env>[-key-value...]`` (the keywords sorted): the folder the
+    agent searches (:func:`~agents.pretrained.find_committed`), so a model trained into it is
+    found.
     """
-    env_kwargs = env_kwargs or {}
-    variant = "-".join(f"{k}-{v}" for k, v in sorted(env_kwargs.items()))
-    out = pretrained_dir(agent, env_id, variant).relative_to(PRETRAINED_DIR.parents[1])
-    return _train_command(agent, env_id, env_kwargs=env_kwargs, out=out)
+    variant = "-".join(f"{k}-{v}" for k, v in sorted((env_kwargs or {}).items()))
+    return pretrained_dir(agent, env_id, variant).relative_to(PRETRAINED_DIR.parents[1])
 
 
 class KDEDNAgent(DigitalPrecoderAgent):
@@ -128,7 +127,7 @@ class KDEDNAgent(DigitalPrecoderAgent):
         super().__init__(env, **hp)
         env_id = self.task.env_id
         changed = {k: v for k, v in self.task.env_kwargs.items() if k != "snr_db"}
-        cmd = train_command(name, env_id, changed)
+        cmd = train_command(name, env_id, changed, out=committed_folder(name, env_id, changed))
         if checkpoint is None:  # the committed model that fits this env configuration
             checkpoint = find_committed(name, env_id, self.task)
         path = resolve_checkpoint(checkpoint, name, env_id, cmd)

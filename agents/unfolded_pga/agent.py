@@ -14,14 +14,14 @@ from typing import Any
 import torch
 
 from agents.base import Agent, CheckpointError, register_agent
-from agents.pretrained import check_env_config, pretrained_dir, resolve_checkpoint
+from agents.cli import train_command
+from agents.pretrained import PRETRAINED_DIR, check_env_config, pretrained_dir, resolve_checkpoint
 from agents.rules.pga import check_pga_known, check_pga_task
 from agents.unfolded_pga.train import (
     COMMITTED_RECIPE,
     ENV_ID,
     checkpoint_config,
     load_checkpoint,
-    train_command,
     train_unfolded_pga,
 )
 from beamgym.envs.far_field_hybrid import FarFieldHybridTask
@@ -55,8 +55,9 @@ def default_checkpoint(task: FarFieldHybridTask) -> tuple[Path | None, str]:
     snr = task.config.snr_db
     variant = "" if _snrs(snr) == [DEFAULT_SNR_DB] else snr_variant(snr)
     out = pretrained_dir("unfolded_pga", ENV_ID, variant)
+    rel = out.relative_to(PRETRAINED_DIR.parents[1])
     cmd = train_command(
-        tuple(_snrs(snr)), extra=COMMITTED_RECIPE, out=str(out.relative_to(out.parents[3]))
+        "unfolded_pga", ENV_ID, snr_db=tuple(_snrs(snr)), **COMMITTED_RECIPE, out=rel
     )
     if (out / "checkpoint.pt").is_file():
         return out / "checkpoint.pt", cmd
@@ -126,7 +127,8 @@ class UnfoldedPGAAgent(Agent):
             found, command = default_checkpoint(self.task)
             path = resolve_checkpoint(found, "unfolded_pga", ENV_ID, command)
         else:
-            command = train_command(tuple(_snrs(self.task.config.snr_db)))
+            snr = tuple(_snrs(self.task.config.snr_db))
+            command = train_command("unfolded_pga", ENV_ID, snr_db=snr)
             path = resolve_checkpoint(checkpoint, "unfolded_pga", ENV_ID, command)
         model, config, meta = load_checkpoint(path, command)
         check_env_config(meta.get("env_config", {}), self.task, CONFIG_KEYS, path, command)

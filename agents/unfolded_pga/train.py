@@ -34,8 +34,7 @@ from typing import Any
 import torch
 
 from agents.classical.pga_hybrid import tune_pga_steps
-from agents.cli import add_dataclass_arguments, dataclass_from_args
-from agents.cli import train_command as _train_command
+from agents.cli import add_dataclass_arguments, dataclass_from_args, train_command
 from agents.pretrained import (
     Checkpoint,
     CheckpointError,
@@ -64,7 +63,6 @@ __all__ = [
     "model_from_checkpoint",
     "make_train_task",
     "save_checkpoint",
-    "train_command",
     "train_unfolded_pga",
 ]
 
@@ -75,8 +73,14 @@ TEST_SEED = 1_000_003
 VALIDATION_SEED = 2_000_003
 #: Step-size initializations: the paper's fixed steps, or constant steps grid-tuned for I.
 INITS: tuple[str, ...] = ("paper", "tuned")
-#: Options of the committed models' (improved) recipe, appended to the train command.
-COMMITTED_RECIPE = "--init tuned --parametrization log --lr 0.03 --batch-size 25 --epochs 60"
+#: Trainer options of the committed models' (improved) recipe (``train_command`` options).
+COMMITTED_RECIPE: dict[str, Any] = {
+    "init": "tuned",
+    "parametrization": "log",
+    "lr": 0.03,
+    "batch_size": 25,
+    "epochs": 60,
+}
 #: Step grids of ``init="tuned"`` (steps multiply eq. (10)-(11) as printed).
 TUNE_MU_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0)
 TUNE_LAMBDA_GRID: tuple[float, ...] = (1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2)
@@ -200,21 +204,6 @@ class UnfoldedPGATrainConfig:
 def make_train_task(config: UnfoldedPGATrainConfig) -> BeamformingTask:
     """The FarFieldHybrid-v0 phase-shifter task the configuration trains on."""
     return make_task(ENV_ID, precision=config.precision, **config.env_kwargs())
-
-
-def train_command(
-    snr_db: float | tuple[float, ...] | None = None, extra: str = "", out: str | None = None
-) -> str:
-    """The command that trains a fitting unfolded-PGA model (used in error messages).
-
-    The env keywords of this family are training options (``--snr-db``, ``--N``, ...), so
-    they go in as flags of :func:`agents.cli.train_command`.
-    """
-    flags: list[str] = []
-    if snr_db is not None:
-        flags += ["--snr-db", *(f"{v:g}" for v in _snr_tuple(snr_db))]
-    flags += extra.split()
-    return _train_command("unfolded_pga", ENV_ID, flags=flags, out=out)
 
 
 def evaluate_model(model: UnfoldedPGA, instances: Any) -> list[float]:
@@ -388,7 +377,7 @@ def load_checkpoint(
             the stored configuration; the message names the file and the train command.
     """
     path = Path(path)
-    command = command or train_command()
+    command = command or train_command("unfolded_pga", ENV_ID)
     if not (path.is_file() or (path / "checkpoint.pt").is_file()):
         raise CheckpointError(f"no unfolded-PGA checkpoint at {path}; train one with: {command}")
     try:

@@ -1,12 +1,12 @@
-"""U-PGA+M of paper 004 (unfolded PGA with momentum, power-aware variants) and its CNN baseline.
+"""U-PGA+M of paper 004: unfolded PGA with momentum and its power-aware variants.
 
-Registered agents: ``upga_m`` (Scenario 1; variants ``scenario4`` / ``scenario5`` for the
-transfers to Scenarios 3 and 6), ``upga_m_sparse``, ``upga_m_quantized`` and ``cnn_004``.
-:mod:`agents.upga_m.model` holds the unfolded optimizer, :mod:`agents.upga_m.train` Algorithm 2
-and the training command line behind ``examples/train.py``, :mod:`agents.upga_m.cnn` the CNN of
-Sec. V-A.
+:mod:`agents.upga_m.model` (the unfolded optimizer as pure functions of (state, theta), the
+surrogate projections, the loss, the transfer across panels), :mod:`agents.upga_m.train`
+(Algorithm 2 and its command line behind ``examples/train.py``) and :mod:`agents.upga_m.agent`
+(the registered agents ``upga_m``, with variants ``scenario4`` / ``scenario5`` for the
+transfers to Scenarios 3 and 6, ``upga_m_sparse`` and ``upga_m_quantized``).
 """
 
-from agents.upga_m import cnn, model
+from agents.upga_m import agent, model, train
 
-__all__ = ["cnn", "model"]
+__all__ = ["agent", "model", "train"]

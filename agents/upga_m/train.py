@@ -30,7 +30,7 @@ import argparse
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "INITS",
     "UPGAMTrainConfig",
     "checkpoint_config",
+    "env_options",
     "evaluate_theta",
     "main",
     "save_checkpoint",
@@ -359,7 +360,7 @@ def save_checkpoint(
     return write_checkpoint(path, state, checkpoint_config(agent, task, config, info))
 
 
-# ---- command line (examples/train.py --agent upga_m|upga_m_sparse|upga_m_quantized|cnn_004) --
+# ---- command line (examples/train.py --agent upga_m|upga_m_sparse|upga_m_quantized) ----------
 #: Agent -> (allowed constraints, default env keywords).
 AGENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "upga_m": (("unconstrained",), {}),
@@ -368,7 +369,6 @@ AGENTS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         {"P": 4, "L": 2, "N": 3, "B": 4, "K": 5, "constraint": "sparse", "s_max": 18},
     ),
     "upga_m_quantized": (("quantized",), {"constraint": "quantized"}),
-    "cnn_004": (("unconstrained", "quantized"), {}),
 }
 #: Per-agent training defaults that differ from the dataclass defaults.
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -386,13 +386,24 @@ LOG_FIELDS = (
     "seconds",
 )
 _ENV_INTS = ("T", "P", "L", "N", "B", "K", "q_levels", "connectivity_blocks")
+#: The env keywords this trainer takes as options (``--P 8 --snr-db 0 10 ...``).
+ENV_OPTIONS: tuple[str, ...] = (*_ENV_INTS, "snr_db", "constraint", "zeta", "s_max")
+
+
+def env_options(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Env keywords as this trainer's options, for :func:`agents.cli.train_command`.
+
+    The trainer takes the ModularUplink-v0 keywords as options (``--P 8``), not as
+    ``--env-kw``; keywords it has no option for (``rho_s``, ``csi_nmse_db``) are left out.
+    """
+    return {k: v for k, v in env_kwargs.items() if k in ENV_OPTIONS}
 
 
 def _parser(agent: str) -> argparse.ArgumentParser:
     p = run_parser(
         (agent, *sorted(a for a in AGENTS if a != agent)),
         (ENV_ID,),
-        "Train U-PGA+M (paper 004 Algorithm 2) or the CNN of Sec. V-A.",
+        "Train U-PGA+M (paper 004 Algorithm 2).",
         env_kw=False,
     )
     p.add_argument("--precision", default="single", choices=("single", "double"))
@@ -403,21 +414,12 @@ def _parser(agent: str) -> argparse.ArgumentParser:
     env.add_argument("--constraint", default=None)
     env.add_argument("--zeta", type=float, default=None)
     env.add_argument("--s-max", type=int, default=None)
-    cls = _train_cls(agent)
     add_dataclass_arguments(
-        p.add_argument_group(f"training ({cls.__name__})"),
-        cls,
-        defaults={**dataclasses.asdict(cls()), **TRAIN_DEFAULTS.get(agent, {})},
+        p.add_argument_group("training (UPGAMTrainConfig)"),
+        UPGAMTrainConfig,
+        defaults={**dataclasses.asdict(UPGAMTrainConfig()), **TRAIN_DEFAULTS.get(agent, {})},
     )
     return p
-
-
-def _train_cls(agent: str) -> type:
-    if agent == "cnn_004":
-        from agents.upga_m.cnn import CNNTrainConfig
-
-        return CNNTrainConfig
-    return UPGAMTrainConfig
 
 
 def _agent_of(argv: list[str]) -> str:
@@ -448,7 +450,7 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> Path:
-    r"""``examples/train.py --agent upga_m|upga_m_sparse|upga_m_quantized|cnn_004 ...``.
+    r"""``examples/train.py --agent upga_m|upga_m_sparse|upga_m_quantized ...``.
 
     Usage::
 
@@ -457,13 +459,12 @@ def main(argv: Sequence[str]) -> Path:
         python examples/train.py --agent upga_m_sparse --P 4 --L 2 --N 3 --B 4 --K 5 \\
             --constraint sparse --s-max 18
         python examples/train.py --agent upga_m_quantized --constraint quantized
-        python examples/train.py --agent cnn_004
 
     ``upga_m``, ``upga_m_sparse`` and ``upga_m_quantized`` share Algorithm 2 (the variants
-    differ by the env's ``--constraint``, which must fit the agent); ``cnn_004`` is the CNN
-    baseline of Sec. V-A. The env keywords (``--T --P --L --N --B --K --snr-db --constraint
-    --zeta --s-max --q-levels --connectivity-blocks``) default to the agent's committed
-    scenario; every field of the training dataclass is an option. Writes the model folder of
+    differ by the env's ``--constraint``, which must fit the agent). The env keywords
+    (``--T --P --L --N --B --K --snr-db --constraint --zeta --s-max --q-levels
+    --connectivity-blocks``, :func:`env_options`) default to the agent's committed scenario;
+    every field of :class:`UPGAMTrainConfig` is an option. Writes the model folder of
     :func:`agents.runs.write_run` to ``--out`` (default ``runs/<agent>``); ``train_log.csv``
     has one row per epoch (loss, train rate, validation rate with the hard projections,
     active phase shifters).
@@ -480,11 +481,10 @@ def main(argv: Sequence[str]) -> Path:
         raise SystemExit(f"error: --agent must be one of {sorted(AGENTS)}, got {agent!r}")
     ns = _parser(agent).parse_args(argv)
     torch.set_num_threads(ns.threads or 1)
-    cls = _train_cls(ns.agent)
     try:
         kw = _env_kwargs(ns)
         task = make_task(ENV_ID, precision=ns.precision, **kw)
-        config = dataclass_from_args(cls, ns)
+        config = dataclass_from_args(UPGAMTrainConfig, ns)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from exc
     bar = progress_bar(config.epochs, agent, not ns.no_progress)
@@ -494,16 +494,9 @@ def main(argv: Sequence[str]) -> Path:
             bar(val=f"{row['val_rate']:.4f}")
 
     t0 = time.perf_counter()
-    if ns.agent == "cnn_004":
-        from agents.upga_m.cnn import cnn_checkpoint_config, train_cnn
-
-        net, history, info = train_cnn(task, config, progress=progress)
-        state = net.state_dict()
-        meta = cnn_checkpoint_config(task, net, config, info)
-    else:
-        theta, history, info = train_upga_m(task, config, progress=progress)
-        state = {k: v.detach().cpu().float() for k, v in theta.items()}
-        meta = checkpoint_config(ns.agent, task, config, info)
+    theta, history, info = train_upga_m(task, config, progress=progress)
+    state = {k: v.detach().cpu().float() for k, v in theta.items()}
+    meta = checkpoint_config(ns.agent, task, config, info)
     seconds = time.perf_counter() - t0
     bar.close()  # type: ignore[attr-defined]
     meta["result"] = {k: v for k, v in info.items() if k != "grid_table"}

@@ -129,3 +129,36 @@ def test_save_load_roundtrip_and_config_mismatch(tmp_path) -> None:
     torch.save({"x": 1}, tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="config.json is missing"):
         Agent.load(tmp_path / "junk.pt", make_task(env_id))
+
+
+def test_registry_aliases_build_the_agent_under_its_registry_name(monkeypatch) -> None:
+    from agents import base
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.setattr(base, "_ALIASES", dict(base._ALIASES))
+
+    def new_class() -> type[Agent]:
+        class Tiny(Agent):
+            def solve(self, known):  # pragma: no cover - never called
+                raise AssertionError
+
+        return Tiny
+
+    env_ids = ("beamgym/FullyDigitalFDD-v0",)
+    cls = base.register_agent("tiny_new", env_ids, "t", aliases=("tiny_old",))(new_class())
+    assert "tiny_new" in base.registered_agents() and "tiny_old" not in base.registered_agents()
+    assert base.registered_agents()["tiny_new"].aliases == ("tiny_old",)
+    assert base.canonical_agent_name("tiny_new") == "tiny_new"
+    with pytest.warns(DeprecationWarning, match="'tiny_old' is deprecated; use 'tiny_new'"):
+        agent = make_agent("tiny_old", "beamgym/FullyDigitalFDD-v0")
+    assert type(agent) is cls and agent.name == "tiny_new"
+    with pytest.warns(DeprecationWarning):
+        assert base.agent_spec("tiny_old") is base.registered_agents()["tiny_new"]
+    with pytest.raises(ValueError, match="'tiny_old' is already registered"):
+        base.register_agent("tiny_old", env_ids, "t")(new_class())
+    with pytest.raises(ValueError, match=r"alias\(es\) \['mmse'\] are already registered"):
+        base.register_agent("tiny_2", env_ids, "t", aliases=("mmse",))(new_class())
+    with pytest.raises(ValueError, match="tuple of names"):
+        base.register_agent("tiny_3", env_ids, "t", aliases="tiny_4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown agent 'nope'"):
+        base.canonical_agent_name("nope")

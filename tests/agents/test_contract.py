@@ -21,7 +21,7 @@ LEARN_BUDGETS: dict[str, dict] = {
     "upga_m": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
     "upga_m_sparse": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
     "upga_m_quantized": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
-    "cnn_004": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "n_val": 4},
+    "modular_cnn": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "n_val": 4},
 }
 
 

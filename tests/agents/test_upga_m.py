@@ -15,7 +15,6 @@ from agents.base import Agent, CheckpointError
 from agents.pretrained import read_checkpoint
 from agents.rules.pga_momentum import pga_momentum, random_unit_modulus_panels, rate_and_gradient
 from agents.upga_m import train as cli
-from agents.upga_m.cnn import CNNBeamformer, CNNTrainConfig, save_cnn_checkpoint, train_cnn
 from agents.upga_m.model import (
     init_theta,
     layer_weights,
@@ -398,32 +397,6 @@ def test_committed_models_transfer_without_retraining(variant, env_kw) -> None:
 
 def agent_init(agent) -> dict[str, float]:
     return read_checkpoint(agent.checkpoint_path).config["init"]
-
-
-# ---- CNN --------------------------------------------------------------------------------------
-def test_cnn_shapes_training_and_agent(tmp_path) -> None:
-    task = make_task(ENV, **TINY)
-    net = CNNBeamformer(1, 8, 4, task.panel_shape, (4,), 8)
-    H = task.sample(torch.Generator().manual_seed(0), 5).H_est
-    W = net(H)
-    assert W.shape == (5, 2, 4, 4) and torch.allclose(W.abs(), torch.ones(()), atol=1e-5)
-    conv = 2 * 4 * 9 + 4 + 2 * 4
-    fc = 4 * 4 * 2 * 8 + 8 + 2 * 8 + 8 * 64 + 64
-    assert net.num_parameters == conv + fc
-    cfg = CNNTrainConfig(
-        epochs=2, steps_per_epoch=4, batch_size=16, channels=(4,), hidden=8, n_val=16, lr=1e-2
-    )
-    net, hist, info = train_cnn(task, cfg)
-    assert len(hist) == 3 and info["num_parameters"] == net.num_parameters
-    path = tmp_path / "cnn"
-    save_cnn_checkpoint(path, task, net, cfg, info)
-    qtask, inst, known = _data(3, constraint="quantized", **TINY)
-    agent = make_agent("cnn_004", qtask, checkpoint=str(path))
-    _assert_feasible(qtask, agent.solve(known))
-    with pytest.raises(CheckpointError, match="K: checkpoint"):
-        make_agent("cnn_004", make_task(ENV, **{**TINY, "K": 5}), checkpoint=str(path))
-    with pytest.raises(ValueError, match="channels"):
-        CNNTrainConfig(channels=())
 
 
 # ---- command line -----------------------------------------------------------------------------
