@@ -132,8 +132,22 @@ class Agent(abc.ABC):
 
         Decodes the observation (:meth:`BeamformingTask.decode_observation`), solves, and maps
         the beamformer to the env's action with ``beamformer_to_action``.
+
+        Args:
+            observation: One observation ``[L]`` or a batch ``[B, L]`` (real numbers), as an
+                env of the agent's task returns it: ``L = obs_dim`` (``horizon=1``), or
+                ``L = obs_dim + action_dim + num_users + 1`` (``horizon > 1``: the previous
+                action, the per-user feedback and the elapsed fraction are appended and
+                ignored here).
+            state: Returned unchanged (no recurrent state).
+            episode_start: Ignored (SB3's signature).
+            deterministic: Ignored (the agents are deterministic).
+
+        Raises:
+            ValueError: Naming ``observation``: not a real numeric array, not 1-D or 2-D, an
+                empty batch, a length no env of this task produces, or NaN/inf entries.
         """
-        obs = torch.as_tensor(np.asarray(observation), device=self.task.device)
+        obs = torch.as_tensor(self._check_observation(observation), device=self.task.device)
         single = obs.ndim == 1
         if single:
             obs = obs.unsqueeze(0)
@@ -143,6 +157,42 @@ class Agent(abc.ABC):
             action = self.task.beamformer_to_action(self.solve(known), known)
         out = action.detach().cpu().numpy().astype(np.float32)
         return (out[0] if single else out), state
+
+    def _check_observation(self, observation: Any) -> np.ndarray:
+        """``observation`` as a numpy array, checked (see :meth:`predict`)."""
+        if isinstance(observation, torch.Tensor):
+            observation = observation.detach().cpu().numpy()
+        try:
+            arr = np.asarray(observation)
+        except (TypeError, ValueError) as exc:  # ragged nested sequences
+            raise ValueError(
+                f"observation must be an array [obs_len] or [B, obs_len] of real numbers ({exc})"
+            ) from exc
+        if arr.dtype == np.bool_ or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        ):
+            raise ValueError(
+                f"observation must hold real numbers (float32, as the env returns it), got "
+                f"dtype {arr.dtype}"
+            )
+        t = self.task
+        # the lengths beamgym.envs.base._spaces gives an env of this task: horizon 1, and
+        # horizon > 1 (previous action, per-user feedback and the elapsed fraction appended)
+        lengths = (t.obs_dim, t.obs_dim + t.action_dim + t.num_users + 1)
+        if arr.ndim not in (1, 2) or arr.shape[-1] not in lengths or arr.size == 0:
+            env_id = getattr(t, "env_id", type(t).__name__)
+            raise ValueError(
+                f"observation has shape {arr.shape}; {self.name} was built for {env_id} "
+                f"observations of length {lengths[0]} (horizon 1) or {lengths[1]} (horizon > "
+                "1): pass shape (L,) or (B, L) with B >= 1, from an env of the agent's "
+                "configuration"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"observation contains NaN or inf ({int((~np.isfinite(arr)).sum())} of "
+                f"{arr.size} entries)"
+            )
+        return arr
 
     # ---- learning and persistence ---------------------------------------------------------------
     def learn(self, *args: Any, **kwargs: Any) -> Agent:
