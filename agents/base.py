@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,51 @@ class Agent(abc.ABC):
     def __init__(self, env: Any, **hparams: Any) -> None:
         self.task = task_of(env)
         self.hparams: dict[str, Any] = dict(hparams)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap every subclass's ``solve`` / ``solve_trace`` to check ``known`` first."""
+        super().__init_subclass__(**kwargs)
+        for method in ("solve", "solve_trace"):
+            fn = cls.__dict__.get(method)
+            if fn is not None and not getattr(fn, "_checks_known", False):
+                setattr(cls, method, _checking_known(fn))
+
+    def check_known(self, known: Any) -> TensorDataclass:
+        """``known`` if it is what this agent's task tells the transmitter/receiver.
+
+        Raises:
+            ValueError: Naming ``known``: not the task's ``Known`` dataclass (e.g. the true
+                instance, or another env's), fields of another configuration's sizes or of
+                different batch sizes, an empty batch, or NaN/inf entries.
+        """
+        ref = self.__dict__.get("_known_reference")
+        if ref is None or ref[0] is not self.task:
+            sample = self.task.sample(torch.Generator().manual_seed(0), 1)
+            ref = (self.task, self.task.known(sample))
+            self.__dict__["_known_reference"] = ref
+        want = ref[1]
+        if type(known) is not type(want):
+            raise ValueError(
+                f"known must be a {type(want).__name__}, what the BS knows "
+                "(task.known(instance) or task.decode_observation(obs)); got "
+                f"{type(known).__name__}: never pass the true instance"
+            )
+        try:
+            known.check_batch()
+        except ValueError as exc:
+            raise ValueError(f"known: {exc}") from exc
+        for (name, t), (_, r) in zip(known._tensor_items(), want._tensor_items(), strict=True):
+            if t.shape[1:] != r.shape[1:] or t.shape[0] == 0:
+                raise ValueError(
+                    f"known.{name} has shape {tuple(t.shape)}; {self.name} was built for "
+                    f"[B >= 1, {', '.join(map(str, r.shape[1:]))}] (its env configuration): "
+                    "use the known quantities of an env of that configuration"
+                )
+            if (t.is_floating_point() or t.is_complex()) and not bool(
+                torch.isfinite(torch.view_as_real(t) if t.is_complex() else t).all()
+            ):
+                raise ValueError(f"known.{name} contains NaN or inf")
+        return known
 
     # ---- identity ---------------------------------------------------------------------------
     @property
@@ -281,6 +327,17 @@ class Agent(abc.ABC):
         agent = make_agent(name, task, **hparams)
         agent.load_state_dict(ckpt.state)
         return agent
+
+
+def _checking_known(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(self, known, ...)`` that first runs ``self.check_known(known)``."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Agent, known: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, self.check_known(known), *args, **kwargs)
+
+    wrapper._checks_known = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _from_json(v: Any) -> Any:

@@ -81,8 +81,9 @@ def name_flags(message: str, names: Iterable[str] = (), *, env_kw: Iterable[str]
     """``message`` with the field names in ``names`` rewritten as their flags.
 
     ``"episodes must be >= 1, got 0"`` -> ``"--episodes must be >= 1, got 0"``; an env
-    keyword set with ``--env-kw`` (``env_kw``) becomes ``--env-kw N``. Only whole words are
-    rewritten (not quoted ones, not parts of longer names or of flags already written out).
+    keyword set with ``--env-kw`` (``env_kw``) becomes ``--env-kw N``. Only the first mention
+    of each name is rewritten, and only as a whole word (not quoted, not part of a longer name
+    or of a flag already written out).
 
     Args:
         message: An error message (typically a dataclass ``__post_init__``'s).
@@ -96,7 +97,16 @@ def name_flags(message: str, names: Iterable[str] = (), *, env_kw: Iterable[str]
         return message
     alternatives = "|".join(re.escape(k) for k in sorted(subs, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w.'\"-])({alternatives})(?![\w'\"-])")
-    return pattern.sub(lambda m: subs[m.group(1)], message)
+    done: set[str] = set()
+
+    def flag(m: re.Match[str]) -> str:
+        word = m.group(1)
+        if word in done:  # the first mention names the flag; later ones read as words
+            return word
+        done.add(word)
+        return subs[word]
+
+    return pattern.sub(flag, message)
 
 
 def finite_float(text: str) -> float:

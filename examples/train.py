@@ -53,10 +53,22 @@ def _flags_of(argv: list[str]) -> tuple[list[str], list[str]]:
     return names, keys
 
 
-def _usage_error(message: str) -> SystemExit:
+class UsageError(SystemExit):
+    """Exit status 2 (argparse's for a bad argument); ``str()`` is the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _usage_error(message: str) -> UsageError:
     """Print one ``error:`` line (argparse's style) and return the exit (status 2)."""
-    print(f"train.py: error: {message.removeprefix('error: ')}", file=sys.stderr)
-    return SystemExit(2)
+    message = f"error: {message.removeprefix('error: ')}"
+    print(f"train.py: {message}", file=sys.stderr)
+    return UsageError(message)
 
 
 def main(argv: list[str] | None = None) -> Path:
