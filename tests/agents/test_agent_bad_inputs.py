@@ -1,7 +1,8 @@
 """A table of bad inputs driven through every agent entry point and every CLI flag.
 
-Mirror of ``tests/envs/test_bad_inputs.py``. Each probe asserts the error type AND that the
-message names the argument at fault: ``make_agent`` (unknown names, unsupported envs, unknown
+Mirror of ``tests/envs/test_bad_inputs.py`` (another basename: pytest imports both by
+name). Each probe asserts the error type AND that the message names the argument at fault:
+``make_agent`` (unknown names, unsupported envs, unknown
 hyperparameters, bad values and types of every registered hyperparameter), ``Agent.predict``
 (observations of wrong dtype, ndim, length, with NaN/inf; hypothesis draws shapes and values),
 ``Agent.solve`` (wrong ``Known`` type, another configuration, wrong batch, NaN), ``Agent.load``
