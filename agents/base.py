@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import importlib
 import warnings
 from collections.abc import Callable
@@ -92,6 +93,51 @@ class Agent(abc.ABC):
         self.task = task_of(env)
         self.hparams: dict[str, Any] = dict(hparams)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap every subclass's ``solve`` / ``solve_trace`` to check ``known`` first."""
+        super().__init_subclass__(**kwargs)
+        for method in ("solve", "solve_trace"):
+            fn = cls.__dict__.get(method)
+            if fn is not None and not getattr(fn, "_checks_known", False):
+                setattr(cls, method, _checking_known(fn))
+
+    def check_known(self, known: Any) -> TensorDataclass:
+        """``known`` if it is what this agent's task tells the transmitter/receiver.
+
+        Raises:
+            ValueError: Naming ``known``: not the task's ``Known`` dataclass (e.g. the true
+                instance, or another env's), fields of another configuration's sizes or of
+                different batch sizes, an empty batch, or NaN/inf entries.
+        """
+        ref = self.__dict__.get("_known_reference")
+        if ref is None or ref[0] is not self.task:
+            sample = self.task.sample(torch.Generator().manual_seed(0), 1)
+            ref = (self.task, self.task.known(sample))
+            self.__dict__["_known_reference"] = ref
+        want = ref[1]
+        if type(known) is not type(want):
+            raise ValueError(
+                f"known must be a {type(want).__name__}, what the BS knows "
+                "(task.known(instance) or task.decode_observation(obs)); got "
+                f"{type(known).__name__}: never pass the true instance"
+            )
+        try:
+            known.check_batch()
+        except ValueError as exc:
+            raise ValueError(f"known: {exc}") from exc
+        for (name, t), (_, r) in zip(known._tensor_items(), want._tensor_items(), strict=True):
+            if t.shape[1:] != r.shape[1:] or t.shape[0] == 0:
+                raise ValueError(
+                    f"known.{name} has shape {tuple(t.shape)}; {self.name} was built for "
+                    f"[B >= 1, {', '.join(map(str, r.shape[1:]))}] (its env configuration): "
+                    "use the known quantities of an env of that configuration"
+                )
+            if (t.is_floating_point() or t.is_complex()) and not bool(
+                torch.isfinite(torch.view_as_real(t) if t.is_complex() else t).all()
+            ):
+                raise ValueError(f"known.{name} contains NaN or inf")
+        return known
+
     # ---- identity ---------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -135,8 +181,22 @@ class Agent(abc.ABC):
 
         Decodes the observation (:meth:`BeamformingTask.decode_observation`), solves, and maps
         the beamformer to the env's action with ``beamformer_to_action``.
+
+        Args:
+            observation: One observation ``[L]`` or a batch ``[B, L]`` (real numbers), as an
+                env of the agent's task returns it: ``L = obs_dim`` (``horizon=1``), or
+                ``L = obs_dim + action_dim + num_users + 1`` (``horizon > 1``: the previous
+                action, the per-user feedback and the elapsed fraction are appended and
+                ignored here).
+            state: Returned unchanged (no recurrent state).
+            episode_start: Ignored (SB3's signature).
+            deterministic: Ignored (the agents are deterministic).
+
+        Raises:
+            ValueError: Naming ``observation``: not a real numeric array, not 1-D or 2-D, an
+                empty batch, a length no env of this task produces, or NaN/inf entries.
         """
-        obs = torch.as_tensor(np.asarray(observation), device=self.task.device)
+        obs = torch.as_tensor(self._check_observation(observation), device=self.task.device)
         single = obs.ndim == 1
         if single:
             obs = obs.unsqueeze(0)
@@ -146,6 +206,42 @@ class Agent(abc.ABC):
             action = self.task.beamformer_to_action(self.solve(known), known)
         out = action.detach().cpu().numpy().astype(np.float32)
         return (out[0] if single else out), state
+
+    def _check_observation(self, observation: Any) -> np.ndarray:
+        """``observation`` as a numpy array, checked (see :meth:`predict`)."""
+        if isinstance(observation, torch.Tensor):
+            observation = observation.detach().cpu().numpy()
+        try:
+            arr = np.asarray(observation)
+        except (TypeError, ValueError) as exc:  # ragged nested sequences
+            raise ValueError(
+                f"observation must be an array [obs_len] or [B, obs_len] of real numbers ({exc})"
+            ) from exc
+        if arr.dtype == np.bool_ or not (
+            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        ):
+            raise ValueError(
+                f"observation must hold real numbers (float32, as the env returns it), got "
+                f"dtype {arr.dtype}"
+            )
+        t = self.task
+        # the lengths beamgym.envs.base._spaces gives an env of this task: horizon 1, and
+        # horizon > 1 (previous action, per-user feedback and the elapsed fraction appended)
+        lengths = (t.obs_dim, t.obs_dim + t.action_dim + t.num_users + 1)
+        if arr.ndim not in (1, 2) or arr.shape[-1] not in lengths or arr.size == 0:
+            env_id = getattr(t, "env_id", type(t).__name__)
+            raise ValueError(
+                f"observation has shape {arr.shape}; {self.name} was built for {env_id} "
+                f"observations of length {lengths[0]} (horizon 1) or {lengths[1]} (horizon > "
+                "1): pass shape (L,) or (B, L) with B >= 1, from an env of the agent's "
+                "configuration"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                f"observation contains NaN or inf ({int((~np.isfinite(arr)).sum())} of "
+                f"{arr.size} entries)"
+            )
+        return arr
 
     # ---- learning and persistence ---------------------------------------------------------------
     def learn(self, *args: Any, **kwargs: Any) -> Agent:
@@ -235,6 +331,17 @@ class Agent(abc.ABC):
         agent = make_agent(name, task, **hparams)
         agent.load_state_dict(ckpt.state)
         return agent
+
+
+def _checking_known(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(self, known, ...)`` that first runs ``self.check_known(known)``."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Agent, known: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, self.check_known(known), *args, **kwargs)
+
+    wrapper._checks_known = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _from_json(v: Any) -> Any:

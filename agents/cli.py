@@ -7,6 +7,13 @@ back from the parsed namespace, so a script never copies arguments field by fiel
 :func:`parse_env_kwargs` is the one parser of ``--env-kw key=value`` pairs, and
 :func:`train_command` the one way to write an ``examples/train.py`` command.
 
+Bad values never turn into tracebacks: a ``float`` field rejects NaN and inf as it is parsed,
+the dataclass's ``__post_init__`` checks the rest, and :func:`dataclass_from_args` reports its
+``ValueError`` with the field names rewritten as the flags that set them
+(:func:`name_flags`), through ``parser.error`` (one ``error: --episodes must be >= 1, got 0``
+line, exit status 2). :func:`check_output_folder` / :func:`output_folder` check an ``--out``
+folder before any work is done.
+
 Field types: ``int``, ``float``, ``str`` (and their ``X | None``), ``bool``
 (``--flag`` / ``--no-flag``), ``tuple[X, ...]`` (one or more values; zero or more when the
 default is empty or ``None``) and ``Path``.
@@ -17,6 +24,9 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import math
+import os
+import re
 import shlex
 import types
 import typing
@@ -26,11 +36,17 @@ from typing import Any
 
 __all__ = [
     "add_dataclass_arguments",
+    "check_output_folder",
     "dataclass_from_args",
     "dataclass_parser",
     "field_help",
+    "finite_float",
+    "flag_of",
+    "name_flags",
+    "output_folder",
     "parse_env_kwargs",
     "TRAIN_SCRIPT",
+    "positive_int",
     "train_command",
 ]
 
@@ -59,6 +75,109 @@ def parse_env_kwargs(pairs: Iterable[str]) -> dict[str, Any]:
 
 #: The script every training command runs (:func:`train_command`, :func:`agents.runs.write_run`).
 TRAIN_SCRIPT = "python examples/train.py"
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of the field or keyword ``name``: ``snr_db`` -> ``--snr-db``."""
+    return "--" + name.replace("_", "-")
+
+
+def name_flags(message: str, names: Iterable[str] = (), *, env_kw: Iterable[str] = ()) -> str:
+    """``message`` with the field names in ``names`` rewritten as their flags.
+
+    ``"episodes must be >= 1, got 0"`` -> ``"--episodes must be >= 1, got 0"``; an env
+    keyword set with ``--env-kw`` (``env_kw``) becomes ``--env-kw N``. Only the first mention
+    of each name is rewritten, and only as a whole word (not quoted, not part of a longer name
+    or of a flag already written out).
+
+    Args:
+        message: An error message (typically a dataclass ``__post_init__``'s).
+        names: Field names that the command line sets with ``--name``.
+        env_kw: Keywords that the command line sets with ``--env-kw name=value``.
+    """
+    subs = {str(k): f"--env-kw {k}" for k in env_kw}
+    subs.update({str(n): flag_of(str(n)) for n in names})
+    subs = {k: v for k, v in subs.items() if k}
+    if not subs:
+        return message
+    alternatives = "|".join(re.escape(k) for k in sorted(subs, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.'\"-])({alternatives})(?![\w'\"-])")
+    done: set[str] = set()
+
+    def flag(m: re.Match[str]) -> str:
+        word = m.group(1)
+        if word in done:  # the first mention names the flag; later ones read as words
+            return word
+        done.add(word)
+        return subs[word]
+
+    return pattern.sub(flag, message)
+
+
+def finite_float(text: str) -> float:
+    """Argparse type: a finite float (NaN and inf are refused with the flag named)."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def check_output_folder(path: str | Path, name: str = "out") -> Path:
+    """``path`` as a :class:`Path` if it can be an output folder, checked before any work.
+
+    It must be a directory already or be creatable: not an existing file, and its nearest
+    existing ancestor a writable directory.
+
+    Args:
+        path: The folder.
+        name: The argument's name, for the message.
+
+    Raises:
+        ValueError: Naming ``name``, the path and what to change.
+    """
+    out = Path(path)
+    if str(path) == "" or out.exists() and not out.is_dir():
+        raise ValueError(
+            f"{name} {str(path)!r} is an existing file, not a folder; choose another path"
+        )
+    parent = out
+    while not parent.exists():
+        if parent.parent == parent:  # pragma: no cover - the root always exists
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(
+            f"{name} {str(path)!r} cannot be created: {str(parent)!r} is a file, not a folder; "
+            "choose another path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{name} {str(path)!r} is not writable (no write permission on {str(parent)!r}); "
+            "choose a writable folder"
+        )
+    return out
+
+
+def output_folder(text: str) -> Path:
+    """Argparse type: :func:`check_output_folder` of ``text`` (the flag is named)."""
+    try:
+        return check_output_folder(text, "the output folder")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def train_command(
@@ -200,23 +319,48 @@ def add_dataclass_arguments(
         if tp not in (int, float, str, Path):
             raise ValueError(f"{cls.__name__}.{f.name}: unsupported field type {hints[f.name]}")
         kw["help"] = (kw["help"] + f" (default: {default})").strip()
-        parser.add_argument(flag, type=tp, default=default, **kw)
+        parser.add_argument(flag, type=finite_float if tp is float else tp, default=default, **kw)
 
 
-def dataclass_from_args(cls: type, ns: argparse.Namespace, **overrides: Any) -> Any:
+def dataclass_from_args(
+    cls: type,
+    ns: argparse.Namespace,
+    *,
+    parser: argparse.ArgumentParser | None = None,
+    **overrides: Any,
+) -> Any:
     """Build the dataclass ``cls`` from a namespace parsed with :func:`add_dataclass_arguments`.
 
     Lists become tuples; ``overrides`` replace fields; fields absent from ``ns`` keep their
-    defaults. The dataclass's ``__post_init__`` checks the values.
+    defaults. The dataclass's ``__post_init__`` checks the values; its ``ValueError`` names
+    the flags (:func:`name_flags`) of the fields read from ``ns``.
+
+    Args:
+        cls: The dataclass.
+        ns: The parsed namespace.
+        parser: If given, a rejected value ends the program through ``parser.error`` (usage,
+            one ``error:`` line naming the flag, exit status 2).
+        **overrides: Field values set by the caller (not by a flag of their own name).
+
+    Raises:
+        ValueError: A value ``__post_init__`` rejects (when no ``parser`` is given).
     """
     kw: dict[str, Any] = {}
+    flags: list[str] = []
     for f in dataclasses.fields(cls):
         if f.name in overrides:
             kw[f.name] = overrides[f.name]
         elif hasattr(ns, f.name):
             v = getattr(ns, f.name)
             kw[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**kw)
+            flags.append(f.name)
+    try:
+        return cls(**kw)
+    except ValueError as exc:
+        message = name_flags(str(exc), flags)
+        if parser is not None:
+            parser.error(message)
+        raise ValueError(message) from exc
 
 
 def dataclass_parser(

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from agents.cli import TRAIN_SCRIPT
+from agents.cli import TRAIN_SCRIPT, output_folder, positive_int
 from agents.pretrained import write_checkpoint
 
 __all__ = ["Panel", "Series", "progress_bar", "run_parser", "write_run"]
@@ -71,9 +71,11 @@ def run_parser(
             default=[],
             help="env configuration key=value (Python literals), e.g. placement=spatial-division",
         )
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<agent>)")
+    p.add_argument(
+        "--out", type=output_folder, default=None, help="output folder (default runs/<agent>)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads")
     return p
 
 

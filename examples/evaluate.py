@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -32,8 +33,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import agents  # noqa: E402
+import beamgym  # noqa: E402
 from agents.base import canonical_agent_name, make_agent, registered_agents  # noqa: E402
-from agents.cli import dataclass_from_args, dataclass_parser, parse_env_kwargs  # noqa: E402
+from agents.cli import (  # noqa: E402
+    check_output_folder,
+    dataclass_from_args,
+    dataclass_parser,
+    name_flags,
+    parse_env_kwargs,
+)
 from agents.harness import AgentResult, evaluate_agent  # noqa: E402
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
 
@@ -88,6 +96,40 @@ class Args:
     list: bool = False
     """List the registered agents and exit."""
 
+    def __post_init__(self) -> None:
+        specs = registered_agents()
+        for n in (self.agent, *(self.compare or ())):
+            if n is not None and _canonical(n) not in specs:
+                raise ValueError(
+                    f"agent and compare take registered names (see --list), got {n!r}; "
+                    f"registered: {sorted(specs)}"
+                )
+        if self.env is not None and self.env not in beamgym.ENV_IDS:
+            raise ValueError(f"env must be one of {list(beamgym.ENV_IDS)}, got {self.env!r}")
+        if self.agent is not None:
+            env_id = self.env or specs[_canonical(self.agent)].env_ids[0]
+            for n in (self.agent, *(self.compare or ())):
+                if env_id not in specs[_canonical(n)].env_ids:
+                    raise ValueError(
+                        f"{n!r} (agent/compare) does not support {env_id}; it supports "
+                        f"{list(specs[_canonical(n)].env_ids)}: choose env or other agents "
+                        "(see --list)"
+                    )
+        try:
+            parse_env_kwargs(self.env_kw)
+        except ValueError as exc:  # the message names --env-kw
+            raise ValueError(str(exc)) from exc
+        for name in ("episodes", "batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in self.snr_db):
+            raise ValueError(f"snr_db must be finite numbers, got {self.snr_db!r}")
+        if self.out is not None:
+            check_output_folder(self.out, "out")
+
     def resolved(self) -> Args:
         """The arguments with the demo and the presets filled in (``agent`` never ``None``)."""
         specs = registered_agents()
@@ -119,10 +161,45 @@ def _canonical(name: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:
-    """Parse the command line into :class:`Args` (resolved) and whether ``--list`` was given."""
-    ns = dataclass_parser(Args).parse_args(argv)
-    args = dataclass_from_args(Args, ns)
-    return args.resolved(), args.list
+    """Parse the command line into :class:`Args` (resolved) and whether ``--list`` was given.
+
+    Every check runs here, before any work: a bad value ends the program with the usage and
+    one ``error:`` line naming its flag (exit status 2), including env configurations that
+    ``--env`` / ``--env-kw`` / ``--snr-db`` make but the env rejects.
+    """
+    parser = dataclass_parser(Args)
+    ns = parser.parse_args(argv)
+    args = dataclass_from_args(Args, ns, parser=parser)
+    resolved = args.resolved()
+    if args.list:
+        return resolved, True
+    env_id, settings = env_settings(resolved)
+    for k, kw in enumerate(settings):
+        try:
+            task = make_task(env_id, **kw)
+        except (ValueError, TypeError) as exc:
+            names = ("snr_db",) if args.snr_db else ()
+            message = name_flags(str(exc), names, env_kw=parse_env_kwargs(args.env_kw))
+            if "--" not in message:
+                message = f"--env / --env-kw: {message}"
+            parser.error(f"{env_id} with {kw}: {message}")
+        if k == 0:  # agents check their env configuration when built (cheap)
+            for name in (resolved.agent, *(resolved.compare or ())):
+                try:
+                    make_agent(name, task)
+                except ValueError as exc:
+                    parser.error(f"--agent/--compare {name} on {env_id} with {kw}: {exc}")
+    return resolved, False
+
+
+def env_settings(args: Args) -> tuple[str, list[dict]]:
+    """``(env id, one env configuration per test set)`` of resolved arguments."""
+    specs = registered_agents()
+    assert args.agent is not None, "env_settings(args.resolved())"
+    env_id = args.env or specs[args.agent].env_ids[0]
+    base_kw = specs[args.agent].default_env_kwargs(env_id) if not args.env_kw else {}
+    base_kw.update(parse_env_kwargs(args.env_kw))
+    return env_id, [{**base_kw, "snr_db": s} for s in args.snr_db] or [base_kw]
 
 
 def print_registry() -> None:
@@ -135,19 +212,7 @@ def run(args: Args) -> list[AgentResult]:
     specs = registered_agents()
     assert args.agent is not None, "run(args.resolved())"
     names = (args.agent, *[c for c in args.compare or () if c != args.agent])
-    unknown = [n for n in names if n not in specs]
-    if unknown:
-        raise SystemExit(f"unknown agent(s) {unknown}; see --list")
-    env_id = args.env or specs[args.agent].env_ids[0]
-    for n in names:
-        if env_id not in specs[n].env_ids:
-            raise SystemExit(f"agent {n!r} does not support {env_id}; see --list")
-    base_kw = specs[args.agent].default_env_kwargs(env_id) if not args.env_kw else {}
-    try:
-        base_kw.update(parse_env_kwargs(args.env_kw))
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from exc
-    settings = [{**base_kw, "snr_db": s} for s in args.snr_db] or [base_kw]
+    env_id, settings = env_settings(args)  # Args checked the names and the pairs
     results = []
     for kw in settings:
         ds = make_instance_set(env_id, n=args.episodes, seed=args.seed, **kw)

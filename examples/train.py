@@ -21,6 +21,7 @@ from pathlib import Path
 
 import agents  # noqa: F401  (registers the agents)
 from agents.base import agent_spec, registered_agents
+from agents.cli import name_flags
 
 #: Agent trained when ``--agent`` is not given.
 DEFAULT_AGENT = "kd_edn"
@@ -51,8 +52,42 @@ def trainable() -> list[str]:
     return sorted(n for n, s in registered_agents().items() if s.trainer)
 
 
+def _flags_of(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(option names, env keywords)`` that ``argv`` sets (``--snr-db`` -> ``snr_db``)."""
+    names = [a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")]
+    keys, in_env_kw = [], False
+    for a in argv:
+        if a.startswith("-"):
+            in_env_kw = a == "--env-kw"
+        elif in_env_kw and "=" in a:
+            keys.append(a.split("=", 1)[0].strip())
+    return names, keys
+
+
+class UsageError(SystemExit):
+    """Exit status 2 (argparse's for a bad argument); ``str()`` is the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _usage_error(message: str) -> UsageError:
+    """Print one ``error:`` line (argparse's style) and return the exit (status 2)."""
+    message = f"error: {message.removeprefix('error: ')}"
+    print(f"train.py: {message}", file=sys.stderr)
+    return UsageError(message)
+
+
 def main(argv: list[str] | None = None) -> Path:
-    """Run the registered trainer of ``--agent`` (default ``kd_edn``); returns its folder."""
+    """Run the registered trainer of ``--agent`` (default ``kd_edn``); returns its folder.
+
+    A bad argument ends the program with one ``error:`` line naming its flag and exit status
+    2 (argparse's convention), whether argparse, the training dataclass or the env rejects it.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     agent = _agent_of(argv)
     if agent is None and any(a in ("-h", "--help") for a in argv):
@@ -65,8 +100,15 @@ def main(argv: list[str] | None = None) -> Path:
     except ValueError:
         spec = None
     if spec is None or spec.trainer is None:
-        raise SystemExit(f"error: no trainer for agent {agent!r}; trainable: {trainable()}")
-    return spec.load_trainer()(_with_agent(argv, spec.name))
+        raise _usage_error(f"--agent: no trainer for agent {agent!r}; trainable: {trainable()}")
+    try:
+        return spec.load_trainer()(_with_agent(argv, spec.name))
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):  # argparse's own exit (status 2) or --help (0)
+            raise
+        # a trainer's "error: ..." line: name the flags that set what it rejects
+        names, keys = _flags_of(argv)
+        raise _usage_error(name_flags(exc.code, names, env_kw=keys)) from None
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,9 +51,15 @@ def test_evaluate_writes_results_and_plots(tmp_path: Path) -> None:
     assert [r["metric_mean"] for r in rows_b] == pytest.approx(a, rel=1e-5), again.stderr
 
 
-def test_unknown_agent_and_unsupported_env_fail_clearly() -> None:
+def test_unknown_agent_and_unsupported_env_fail_clearly(tmp_path: Path) -> None:
     out = _run("--agent", "nope")
-    assert out.returncode != 0 and "unknown agent" in out.stderr
+    assert out.returncode == 2 and "--agent" in out.stderr and "'nope'" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = _run("--agent", "mmse", "--env", "beamgym/ModularUplink-v0")
+    assert out.returncode == 2 and "--env" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "file").write_text("")
+    out = _run("--agent", "mmse", "--out", str(tmp_path / "file"))  # refused before any work
+    assert out.returncode == 2 and "--out" in out.stderr.splitlines()[-1]
 
 
 # ---- every README command line parses and dispatches ------------------------------------------
@@ -134,6 +141,68 @@ def test_readme_train_commands_parse_and_dispatch(monkeypatch) -> None:
     assert len(seen) == len(commands)
     with pytest.raises(SystemExit, match="no trainer for agent 'mmse'"):
         train.main(["--agent", "mmse"])
+
+
+def _docstring_commands(doc: str, script: str) -> list[list[str]]:
+    """The ``python examples/<script>.py ...`` lines of a docstring (``\\`` continuations)."""
+    import shlex
+
+    text = re.sub(r"\\+\n\s*", " ", doc)  # "\" or (raw docstrings) "\\" continuations
+    found = re.findall(rf"python examples/{script}\.py([^\n]*)", text)
+    return [shlex.split(a) for a in found if "NAME" not in a and "ARGS" not in a]
+
+
+def test_docstring_evaluate_commands_parse_and_dispatch() -> None:
+    from agents.base import registered_agents
+
+    evaluate = _load_script("evaluate")
+    commands = _docstring_commands(evaluate.__doc__ or "", "evaluate")
+    assert len(commands) >= 4
+    specs = registered_agents()
+    for argv in commands:
+        args, list_only = evaluate.parse_args(argv)  # every check of the CLI runs here
+        if not list_only:
+            assert args.agent in specs and all(c in specs for c in args.compare), argv
+
+
+def test_docstring_train_commands_parse_and_dispatch(monkeypatch) -> None:
+    """Every usage line of examples/train.py and the trainers' docstrings reaches its trainer."""
+    import importlib
+
+    from agents.base import registered_agents
+
+    trainers = {s.trainer for s in registered_agents().values() if s.trainer}
+    docs = [(_load_script("train").__doc__ or "")]
+    for t in sorted(trainers):
+        module, func = t.split(":")
+        mod = importlib.import_module(module)
+        docs += [mod.__doc__ or "", getattr(mod, func).__doc__ or ""]
+    stops = [  # the training functions the trainers call once the command line is parsed
+        (mod, name)
+        for mod_name, mod in list(sys.modules.items())
+        if mod_name.startswith("agents.")
+        for name, obj in vars(mod).items()
+        if name.startswith("train_")
+        and name != "train_command"
+        and callable(obj)
+        and getattr(obj, "__module__", None) == mod_name
+    ]
+
+    seen = []
+
+    def stop(*args, **kwargs):
+        seen.append(args)
+        raise _Parsed
+
+    for mod, name in stops:
+        monkeypatch.setattr(mod, name, stop)
+    train = _load_script("train")
+    commands = [c for d in docs for c in _docstring_commands(d, "train")]
+    assert len(commands) >= 12
+    for argv in commands:
+        with pytest.raises(_Parsed):
+            train.main(argv)
+    assert len(seen) == len(commands)
 
 
 def shlex_split(line: str) -> list[str]:
