@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -237,8 +238,14 @@ def resolve_checkpoint(
     """The ``checkpoint.pt`` to load: ``checkpoint`` (file or folder), else the committed one.
 
     Raises:
+        ValueError: ``checkpoint`` is neither ``None`` nor a path (names ``checkpoint``).
         CheckpointError: The file does not exist; the message names ``train_command``.
     """
+    if checkpoint is not None and not isinstance(checkpoint, str | os.PathLike):
+        raise ValueError(
+            f"checkpoint must be None (the committed model) or a path to a checkpoint file or "
+            f"folder, got {type(checkpoint).__name__} {checkpoint!r}"
+        )
     path = (
         Path(checkpoint)
         if checkpoint is not None

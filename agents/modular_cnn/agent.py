@@ -62,7 +62,9 @@ class CNNAgent(Agent):
         hp = {"checkpoint": None, **hparams}
         unknown = set(hp) - {"checkpoint"}
         if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for {self.name}")
+            raise ValueError(
+                f"unknown hyperparameter(s) {sorted(unknown)} for {self.registry_name}"
+            )
         task = check_modular_task(env, self.registry_name)
         super().__init__(task)
         self.task: ModularUplinkTask = task

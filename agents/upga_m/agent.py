@@ -45,6 +45,16 @@ from beamgym.physics.projections import count_active_phase_shifters
 __all__ = ["UPGAMAgent", "UPGAMQuantizedAgent", "UPGAMSparseAgent", "committed_command"]
 
 
+def committed_variants(agent: str) -> list[str]:
+    """The variants of ``agent`` with a committed model (``""``: the default scenario)."""
+    root = pretrained_dir(agent, ENV_ID).parent
+    base = pretrained_dir(agent, ENV_ID).name
+    if not root.is_dir():
+        return []
+    names = [f.name for f in root.iterdir() if (f / "checkpoint.pt").is_file()]
+    return sorted(n[len(base) + 1 :] if n != base else "" for n in names if n.startswith(base))
+
+
 def committed_command(agent: str, variant: str = "") -> str:
     """The command that (re)trains the committed model ``agent`` / ``variant`` into its folder.
 
@@ -116,7 +126,16 @@ class UPGAMAgent(Agent):
             raise ValueError(
                 f"panel_transfer must be one of {PANEL_TRANSFERS}, got {hp['panel_transfer']!r}"
             )
-        variant = str(hp["variant"] or "")
+        variant = hp["variant"] or ""
+        if not isinstance(variant, str):
+            raise ValueError(f"variant must be a string, got {type(variant).__name__} {variant!r}")
+        if hp["checkpoint"] is None:
+            committed = committed_variants(self._name())
+            if variant not in committed:
+                raise ValueError(
+                    f"variant {variant!r} has no committed model for {self._name()}; committed "
+                    f"variants: {committed} (or pass checkpoint=PATH)"
+                )
         hp["seed"] = check_int(hp["seed"], "seed", minimum=0)
         ckpt = hp.pop("checkpoint")
         want_J = hp.pop("J", None)

@@ -118,7 +118,7 @@ def _bad_values(default: Any) -> list[Any]:
 #: Probes whose error does not name the hyperparameter yet, in agents/upga_m (moved by a
 #: parallel change, not edited here): a non-path ``checkpoint`` or an unknown ``variant`` ends
 #: in a CheckpointError about the file it looked for. Strict: they fail the suite once fixed.
-UNCLEAR = {("checkpoint", "upga_m"), ("checkpoint", "cnn_004"), ("variant", "upga_m")}
+UNCLEAR: set[tuple[str, str]] = set()
 _UNCLEAR = pytest.mark.xfail(
     strict=True, reason="agents/upga_m: the message names the file, not the hyperparameter"
 )

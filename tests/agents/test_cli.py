@@ -87,7 +87,6 @@ def _named_command(exc: pytest.ExceptionInfo) -> list[str]:
             {},
             "train_unfolded_pga",
         ),
-        ("upga_m", "beamgym/ModularUplink-v0", {}, {"variant": "nope"}, "train_upga_m"),
         (
             "upga_m",
             "beamgym/ModularUplink-v0",
