@@ -180,7 +180,7 @@ def markdown(results: dict) -> str:
             )
             if "nmse_db" in cells[0]:
                 lines.append(
-                    f"| ↳ NMSE (dB) | " + " | ".join(f"{c['nmse_db']:.1f}" for c in cells) + " | |"
+                    "| ↳ NMSE (dB) | " + " | ".join(f"{c['nmse_db']:.1f}" for c in cells) + " | |"
                 )
             link = label[label.find("[") + 1 : -1] if label.startswith("beamspace") else None
             target = results["targets"].get(f"{env_id}|{link}")

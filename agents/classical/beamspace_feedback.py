@@ -20,8 +20,10 @@ interval:
    kept coefficient onto the positive real axis, and sends that coefficient's position and
    magnitude :math:`g` (the gain, uniform in dB);
 3. it quantizes the other :math:`RL - 1` coefficients divided by :math:`g` (magnitude
-   :math:`\le 1`) with uniform scalar quantizers: amplitude and phase (``mode="polar"``) or
-   real and imaginary part (``mode="cartesian"``);
+   :math:`\le 1`) with uniform scalar quantizers: amplitude on the levels
+   :math:`s/(2^a - 1)` (0 and 1 included, so an empty beam decodes to 0) and phase on
+   :math:`2\pi s/2^p` (``mode="polar"``), or real and imaginary part on the mid-rise levels
+   of :func:`beamgym.physics.feedback.quantization_symbols` (``mode="cartesian"``);
 4. the bits cross the link (:mod:`beamgym.physics.feedback`): ``link="noiseless"`` delivers
    them intact; ``link="noisy"`` is paper 000's link, ``bits // 4`` uses of the 16-level
    alphabet with the additive real error :math:`\mathcal N(0, \sigma_z^2 = 0.1)`, onto which
@@ -34,8 +36,8 @@ Every bit is counted (:attr:`BeamspaceCodec.total_bits`: rotation, window start,
 position, gain, coefficients) and never exceeds the budget. The codec's free choices (window
 ``L``, quantizer mode and amplitude/phase split, gain bits, bits per link use) were tuned per
 env and link on validation seeds only (``benchmarks/beamspace_feedback_000.py --tune``,
-record ``benchmarks/results/beamspace_feedback_tuning.json``; docs/readings.md#beamspace-
-feedback), stored in :data:`TUNED`.
+record ``benchmarks/results/beamspace_feedback_tuning.json``;
+docs/readings.md#000-beamspace-feedback), stored in :data:`TUNED`.
 
 References:
     [000] Zhang, Johnston, Wang, "An Encoder-Decoder Network for Beamforming over Sparse
@@ -93,7 +95,7 @@ MODES: tuple[str, ...] = ("polar", "cartesian")
 GAIN_RANGE_DB: tuple[float, float] = (-20.0, 40.0)
 
 #: Tuned codec choices per (env id, link), from the validation-seed tuning
-#: (``benchmarks/beamspace_feedback_000.py --tune``, docs/readings.md#beamspace-feedback).
+#: (``benchmarks/beamspace_feedback_000.py --tune``, docs/readings.md#000-beamspace-feedback).
 TUNED: dict[tuple[str, str], dict[str, Any]] = {
     ("beamgym/FullyDigitalFDD-v0", "noiseless"): {
         "basis": "dft",
@@ -662,7 +664,7 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         )
 
     def feedback_bits(self) -> dict[str, float]:
-        """Feedback per user and coherence interval (docs/readings.md#feedback-accounting).
+        """Feedback per user and coherence interval (docs/readings.md#000-feedback-accounting).
 
         ``symbols_x_bits``: link uses times alphabet bits (noisy: ``(bits // 4) * 4``;
         noiseless: the message, one bit per use); ``entropy_coded`` (noiseless): the exact

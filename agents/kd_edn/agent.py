@@ -297,7 +297,7 @@ class KDEDNAgent(DigitalPrecoderAgent):
         * ``noisy_link_upper_bound`` (``link="noisy"`` only): what ``d`` uses of the noisy
           link can carry at most,
           :func:`beamgym.physics.feedback.noisy_link_bits_bound` (``d`` times the capacity
-          bound of one symbol, docs/readings.md#feedback-accounting).
+          bound of one symbol, docs/readings.md#000-feedback-accounting).
 
         A model without a quantizer (``bits = 0``) feeds back ``d`` unquantized reals: only
         ``noisy_link_upper_bound`` is finite then (``symbols_x_bits`` is ``inf``).

@@ -21,7 +21,7 @@ This module is the ONE place of that link model, used by KD-EDN
 * the links :data:`LINKS`: ``"noisy"`` (the paper's link: the alphabet plus the error) and
   ``"noiseless"`` (the symbols, hence the bits, arrive intact);
 * :func:`noisy_link_bits_bound`: an upper bound on the bits ``d`` uses of the noisy link can
-  carry (docs/readings.md#feedback-accounting).
+  carry (docs/readings.md#000-feedback-accounting).
 """
 
 from __future__ import annotations

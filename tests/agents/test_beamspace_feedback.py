@@ -191,3 +191,23 @@ def test_bad_hyperparameters_are_named() -> None:
         make_agent("beamspace_feedback", task, symbol_bits=5)
     with pytest.raises(ValueError, match="no hyperparameter"):
         make_agent("beamspace_feedback", task, windows=3)
+
+
+def test_kd_edn_link_parameter_alias_and_accounting() -> None:
+    task = make_task(FDD, snr_db=10.0)
+    ds = make_instance_set(FDD, n=4, seed=2, snr_db=10.0)
+    known = task.known(ds.instances)
+    clean = make_agent("kd_edn", task, link="noiseless")
+    with pytest.warns(DeprecationWarning, match="feedback_noise is deprecated"):
+        alias = make_agent("kd_edn", task, feedback_noise=False)
+    assert alias.link == "noiseless" and not alias.feedback_noise
+    assert torch.equal(clean.solve(known), alias.solve(known))
+    with pytest.raises(ValueError, match="contradicts link"):
+        make_agent("kd_edn", task, link="noiseless", feedback_noise=True)
+    noisy = make_agent("kd_edn", task)
+    fb = noisy.feedback_bits()
+    assert fb == {"symbols_x_bits": 128.0, "noisy_link_upper_bound": noisy_link_bits_bound(32)}
+    fb = clean.feedback_bits(known)
+    assert fb["symbols_x_bits"] == 128.0
+    assert fb["entropy_coded"] == pytest.approx(clean.feedback_cost(known)["coded_bits_per_user"])
+    assert evaluate_agent(clean, ds, single_instances=0).summary()["feedback_bits"]["entropy_coded"]
