@@ -16,7 +16,7 @@ Two parts:
   ``benchmarks/results/beamspace_feedback_000.json``.
 
 Usage:
-    python benchmarks/beamspace_feedback_000.py            # benchmark, ~3 min on 2 cores
+    python benchmarks/beamspace_feedback_000.py            # benchmark, ~1-2 min on 2 cores
     python benchmarks/beamspace_feedback_000.py --tune     # validation tuning, ~6 min
     python benchmarks/beamspace_feedback_000.py --quick    # smoke run (small sets)
 """
