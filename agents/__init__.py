@@ -9,6 +9,7 @@ and ``python examples/evaluate.py --list``.
 from agents import base, rules  # noqa: F401
 from agents.base import Agent, AgentSpec, make_agent, register_agent, registered_agents
 from agents.classical import (  # noqa: F401
+    beamspace_feedback,
     fully_digital,
     modular,
     outage,

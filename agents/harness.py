@@ -130,6 +130,9 @@ class AgentResult:
             measured).
         trace: Mean metric of each iterate ``[W_0, ..., W_final]`` (``None`` if not traced).
         mode: ``"solve"`` or ``"predict"``: the path that was scored.
+        feedback_bits: Feedback bits per user of an agent with a feedback link (its
+            ``feedback_bits()``: ``symbols_x_bits``, ``entropy_coded`` /
+            ``noisy_link_upper_bound``), ``None`` for the others.
     """
 
     agent: str
@@ -145,6 +148,7 @@ class AgentResult:
     latency_single_s: float
     trace: np.ndarray | None = None
     mode: str = "solve"
+    feedback_bits: dict[str, float] | None = None
 
     @property
     def n(self) -> int:
@@ -178,6 +182,10 @@ class AgentResult:
             out[f"{k}_mean"], out[f"{k}_ci95"] = mean_ci(v)
         if self.trace is not None:
             out["trace"] = [float(t) for t in self.trace]
+        if self.feedback_bits is not None:
+            out["feedback_bits"] = {
+                k: _finite_or_none(float(v)) for k, v in self.feedback_bits.items()
+            }
         return {k: _finite_or_none(v) for k, v in out.items()}
 
 
@@ -324,7 +332,14 @@ def evaluate_agent(
         latency_single_s=single,
         trace=trace_mean,
         mode=path,
+        feedback_bits=_feedback_bits(agent),
     )
+
+
+def _feedback_bits(agent: Any) -> dict[str, float] | None:
+    """The agent's ``feedback_bits()`` (per-user feedback accounting), if it has one."""
+    method = getattr(agent, "feedback_bits", None)
+    return dict(method()) if callable(method) else None
 
 
 # ---- resolving the policy, its task and its configuration --------------------------------------

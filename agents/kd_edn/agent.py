@@ -22,6 +22,7 @@ The paper's MMSE+GA(Q_i) baseline with perfect feedback of the estimated channel
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from agents.pretrained import (
 from agents.rules.gradient import ETA_RULES, gradient_ascent
 from agents.rules.problem import SolverProblem, problem_from_known
 from beamgym._validation import check_int, check_positive
+from beamgym.physics.feedback import LINKS, noisy_link_bits_bound
 from beamgym.structures import TensorDataclass
 
 __all__ = ["KDEDNAgent", "VARIANTS", "committed_folder"]
@@ -85,9 +87,12 @@ class KDEDNAgent(DigitalPrecoderAgent):
             ``kd_edn_q0`` ablation: 0).
         eta: Step :math:`\bar\eta` of eq. (9); ``None``: the model's training value.
         eta_rule: ``"normalized"`` (training's rule) or ``"fixed"``.
-        feedback_noise: Draw the feedback error :math:`\Delta\mathbf z \sim
-            \mathcal N(0, \sigma_z^2)` of Sec. III-D1 (``False``: error-free feedback link,
-            quantization only).
+        link: The feedback link (:data:`beamgym.physics.feedback.LINKS`): ``"noisy"``
+            (default, the paper's Sec. III-D1 link: the quantized latent plus the feedback
+            error :math:`\Delta\mathbf z \sim \mathcal N(0, \sigma_z^2)`) or
+            ``"noiseless"`` (error-free link, quantization only).
+        feedback_noise: Deprecated alias of ``link`` (``True``: ``"noisy"``, ``False``:
+            ``"noiseless"``).
         seed: Seed of the feedback-error generator (same seed and call sequence -> same
             numbers).
 
@@ -105,11 +110,12 @@ class KDEDNAgent(DigitalPrecoderAgent):
         q_infer: int | None = None,
         eta: float | None = None,
         eta_rule: str = "normalized",
-        feedback_noise: bool = True,
+        link: str = "noisy",
+        feedback_noise: bool | None = None,
         seed: int = 0,
         **unknown: Any,
     ) -> None:
-        valid = ("checkpoint", "q_infer", "eta", "eta_rule", "feedback_noise", "seed")
+        valid = ("checkpoint", "q_infer", "eta", "eta_rule", "link", "feedback_noise", "seed")
         check_hyperparameters(self, unknown, valid)
         name = type(self).registry_name or "kd_edn"
         q_default = VARIANTS.get(name, ("", 10, ()))[1]
@@ -119,9 +125,25 @@ class KDEDNAgent(DigitalPrecoderAgent):
             check_positive(eta, "eta")
         check_choice(eta_rule, "eta_rule", ETA_RULES)
         check_int(seed, "seed", minimum=0)
-        if not isinstance(feedback_noise, bool):
-            raise ValueError(f"feedback_noise must be True or False, got {feedback_noise!r}")
+        check_choice(link, "link", LINKS)
+        if feedback_noise is not None:
+            if not isinstance(feedback_noise, bool):
+                raise ValueError(f"feedback_noise must be True or False, got {feedback_noise!r}")
+            warnings.warn(
+                "feedback_noise is deprecated: pass link='noisy' (feedback_noise=True) or "
+                "link='noiseless' (feedback_noise=False)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            alias = "noisy" if feedback_noise else "noiseless"
+            if link != "noisy" and link != alias:
+                raise ValueError(
+                    f"feedback_noise={feedback_noise} contradicts link={link!r}; pass link only"
+                )
+            link = alias
         hp: dict[str, Any] = {"q_infer": q_infer}
+        if link != "noisy":
+            hp["link"] = link
         if checkpoint is not None:
             hp["checkpoint"] = str(checkpoint)
         super().__init__(env, **hp)
@@ -150,7 +172,7 @@ class KDEDNAgent(DigitalPrecoderAgent):
         self.q_infer = q_infer
         self.eta = self.train_config.eta if eta is None else float(eta)
         self.eta_rule = eta_rule
-        self.feedback_noise = feedback_noise
+        self.link = link
         self._gen = torch.Generator().manual_seed(seed)
         self._code: dict[int, str] | None = None  # designed on first use (feedback_cost)
 
@@ -226,7 +248,7 @@ class KDEDNAgent(DigitalPrecoderAgent):
         snr_db = known.snr_db  # type: ignore[attr-defined]
         with torch.no_grad():
             z = m.encode(H_est, snr_db)  # line 17: z_k = G_phi(H~_k) at each user
-            z_hat = m.feedback(z, self._gen, noise=self.feedback_noise)  # lines 18-20
+            z_hat = m.feedback(z, self._gen, noise=self.link == "noisy")  # lines 18-20
             W0 = m.initial_beamformer(z_hat, prob.power, prob.Q).to(H_est.dtype)  # line 21
             H_hat = m.reconstruct_channel(z_hat, snr_db).to(H_est.dtype)  # line 21
             out = gradient_ascent(  # line 22: Q_i steps of eq. (9) on H^
@@ -259,6 +281,53 @@ class KDEDNAgent(DigitalPrecoderAgent):
             z = self.model.encode(prob.linear_channel, known.snr_db)  # type: ignore[attr-defined]
         b = self.model.cfg.bits
         return feedback_bits(quantization_symbols(z, b), b, self.code)
+
+    @property
+    def feedback_noise(self) -> bool:
+        """Deprecated: ``link == "noisy"``."""
+        return self.link == "noisy"
+
+    def feedback_bits(self, known: TensorDataclass | None = None) -> dict[str, float]:
+        r"""Feedback per user and coherence interval, in the three accountings of issue 11.
+
+        * ``symbols_x_bits``: :math:`d\,b`, the fixed-length size of the quantized latent;
+        * ``entropy_coded`` (``link="noiseless"`` only, where a source code applies): the
+          bits the agent's Huffman code (designed on training data, :meth:`_design_code`)
+          spends, measured on ``known`` or, without it, on the code's own design set;
+        * ``noisy_link_upper_bound`` (``link="noisy"`` only): what ``d`` uses of the noisy
+          link can carry at most,
+          :func:`beamgym.physics.feedback.noisy_link_bits_bound` (``d`` times the capacity
+          bound of one symbol, docs/readings.md#000-feedback-accounting).
+
+        A model without a quantizer (``bits = 0``) feeds back ``d`` unquantized reals: only
+        ``noisy_link_upper_bound`` is finite then (``symbols_x_bits`` is ``inf``).
+
+        Args:
+            known: Optional batch the Huffman bits are measured on.
+
+        Returns:
+            ``{"symbols_x_bits", "entropy_coded" | "noisy_link_upper_bound"}`` in bits per user.
+        """
+        cfg = self.model.cfg
+        out: dict[str, float] = {
+            "symbols_x_bits": float(cfg.d * cfg.bits) if cfg.bits > 0 else float("inf")
+        }
+        if self.link == "noisy":
+            b = cfg.bits if cfg.bits > 0 else 16
+            out["noisy_link_upper_bound"] = noisy_link_bits_bound(cfg.d, b, cfg.sigma_z2)
+        elif cfg.bits > 0:
+            if known is None:
+                task = self.train_config.make_task()
+                gen = torch.Generator().manual_seed(self.train_config.seed + 1)
+                known = task.known(task.sample(gen, 256))
+                prob = problem_from_known(task, known)
+            else:
+                prob = problem_from_known(self.task, known)
+            with torch.no_grad():
+                z = self.model.encode(prob.linear_channel, known.snr_db)  # type: ignore[attr-defined]
+            cost = feedback_bits(quantization_symbols(z, cfg.bits), cfg.bits, self.code)
+            out["entropy_coded"] = cost["coded_bits_per_user"]
+        return out
 
     def solve(self, known: TensorDataclass) -> Any:
         r"""Beamformers :math:`\mathbf W_{Q_i}` of a batch (the env's structured beamformer)."""

@@ -36,7 +36,9 @@ decoder's linear layers are tied to the user-permutation-equivariant form (``dec
 channel-decoder error of eq. (17) is taken up to each user's common phase (``ch_loss``). With
 the literal choices the networks did not learn at the paper's size on a CPU budget.
 
-Feedback error. The paper writes :math:`[\Delta\mathbf z]_{ij} \sim \mathcal{CN}(0,
+Feedback link. The quantizer, its symbol alphabet and the feedback error are the shared link
+model of :mod:`beamgym.physics.feedback` (re-exported here), used by every feedback agent.
+The paper writes :math:`[\Delta\mathbf z]_{ij} \sim \mathcal{CN}(0,
 \sigma_z^2)` (Sec. III-D1) although the latent is REAL (:math:`\mathbf z_k \in \mathbb R^d`,
 Sec. III-A). We use the physically consistent reading (docs/readings.md#000-feedback-error): a real
 Gaussian :math:`\Delta z \sim \mathcal N(0, \sigma_z^2)` with the paper's total variance
@@ -54,6 +56,7 @@ import torch
 from torch import nn
 
 from agents.rules.gradient import band_sum_rate, gradient_ascent
+from beamgym.physics.feedback import feedback_error, quantization_symbols, quantize
 from beamgym.physics.precoding import mmse_beamformer
 from beamgym.physics.projections import normalize_power
 
@@ -349,32 +352,6 @@ class ChannelDecoder(nn.Module):
 
 
 # ---- feedback ------------------------------------------------------------------------------------
-def quantization_symbols(z: torch.Tensor, bits: int) -> torch.Tensor:
-    r"""Indices :math:`s \in \{0, \dots, 2^b - 1\}` of the uniform quantizer on :math:`[-1, 1]`.
-
-    :math:`2^b` cells of width :math:`\Delta = 2/2^b`, reconstruction at the cell centres
-    (mid-rise); ``z`` outside ``[-1, 1]`` is clipped.
-    """
-    _check_pos_int(bits, "bits")
-    levels = 2**bits
-    s = torch.floor((z.detach().clamp(-1.0, 1.0) + 1.0) * (levels / 2.0))
-    return s.clamp(0, levels - 1).to(torch.long)
-
-
-def quantize(z: torch.Tensor, bits: int) -> torch.Tensor:
-    r"""Uniform quantization of the latent (paper 000 Sec. III-A), straight-through gradient.
-
-    :math:`Q(z) = -1 + (s + \tfrac12)\Delta` with :math:`s` from :func:`quantization_symbols`;
-    the backward pass is the identity (straight-through estimator), so training sees the
-    quantized values and still updates the encoder. ``bits == 0`` returns ``z`` unchanged.
-    """
-    if bits == 0:
-        return z
-    levels = 2**bits
-    q = -1.0 + (quantization_symbols(z, bits).to(z.dtype) + 0.5) * (2.0 / levels)
-    return z + (q - z).detach()
-
-
 def huffman_code(counts: torch.Tensor) -> dict[int, str]:
     r"""A Huffman prefix code for the quantizer symbols (the lossless source code, Sec. III-A).
 
@@ -468,20 +445,6 @@ def feedback_bits(
         per_user = lengths[symbols.cpu()].sum(-1)
         out["coded_bits_per_user"] = float(per_user.mean())
     return out
-
-
-def feedback_error(
-    z: torch.Tensor, sigma_z2: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    r"""Recovered latent :math:`\hat{\mathbf z} = \mathbf z + \Delta\mathbf z` (paper 000 eq. (10)).
-
-    :math:`\Delta z \sim \mathcal N(0, \sigma_z^2)` i.i.d. REAL (module docstring: the paper's
-    :math:`\mathcal{CN}` on a real latent). Drawn on the CPU from ``generator``.
-    """
-    if sigma_z2 == 0:
-        return z
-    noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device="cpu")
-    return z + math.sqrt(sigma_z2) * noise.to(z.device)
 
 
 # ---- semi-amortized steps ------------------------------------------------------------------------
