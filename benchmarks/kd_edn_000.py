@@ -145,7 +145,7 @@ def rate_vs_snr(env_id: str, kw: dict, snrs: list[float], n: int, batch: int) ->
                 known = task.known(ds.instances)
                 per[name]["feedback"] = agent.feedback_cost(known)
                 # the same model over an error-free feedback link (quantization only)
-                clean = make_agent(name, task, feedback_noise=False)
+                clean = make_agent(name, task, link="noiseless")
                 res = evaluate_agent(clean, ds, batch_size=batch, single_instances=1)
                 metrics["kd_edn_no_feedback_error"] = res.metric
                 mu, ci = mean_ci(res.metric)

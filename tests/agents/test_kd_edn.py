@@ -406,7 +406,7 @@ def test_agent_loads_checkpoint_and_checks_the_env(trained: tuple, tmp_path) -> 
     # same seed -> same feedback errors -> same beamformers; feedback error on vs off differs
     again = make_agent("kd_edn", task, checkpoint=str(path), q_infer=3).solve(known)
     assert torch.equal(W, again)
-    clean = make_agent("kd_edn", task, checkpoint=str(path), q_infer=3, feedback_noise=False)
+    clean = make_agent("kd_edn", task, checkpoint=str(path), q_infer=3, link="noiseless")
     assert not torch.equal(W, clean.solve(known))
     trace = agent.solve_trace(known)
     assert len(trace) == 4  # W_0 and the Q_i = 3 steps of eq. (9)
