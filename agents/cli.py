@@ -45,6 +45,7 @@ __all__ = [
     "name_flags",
     "output_folder",
     "parse_env_kwargs",
+    "parse_agent_entry",
     "TRAIN_SCRIPT",
     "positive_int",
     "train_command",
@@ -71,6 +72,28 @@ def parse_env_kwargs(pairs: Iterable[str]) -> dict[str, Any]:
             value = text
         out[key.strip()] = value
     return out
+
+
+def parse_agent_entry(entry: str, flag: str = "--agent") -> tuple[str, dict[str, Any]]:
+    """An agent and its keywords from ``name`` or ``name:key=value,key=value``.
+
+    Example: ``"beamspace_feedback:link=noiseless,bits=64"`` ->
+    ``("beamspace_feedback", {"link": "noiseless", "bits": 64})`` (values are Python
+    literals, else strings, as in :func:`parse_env_kwargs`).
+
+    Raises:
+        ValueError: An empty name or a keyword item without ``=``; the message names ``flag``.
+    """
+    name, sep, rest = str(entry).partition(":")
+    if not name.strip():
+        raise ValueError(f"{flag} expects name or name:key=value,..., got {entry!r}")
+    items = [item for item in rest.split(",") if item.strip()] if sep else []
+    try:
+        return name.strip(), parse_env_kwargs(items)
+    except ValueError:
+        raise ValueError(
+            f"{flag} expects name or name:key=value,key=value, got {entry!r}"
+        ) from None
 
 
 #: The script every training command runs (:func:`train_command`, :func:`agents.runs.write_run`).

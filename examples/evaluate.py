@@ -40,6 +40,7 @@ from agents.cli import (  # noqa: E402
     dataclass_from_args,
     dataclass_parser,
     name_flags,
+    parse_agent_entry,
     parse_env_kwargs,
 )
 from agents.harness import AgentResult, evaluate_agent  # noqa: E402
@@ -61,9 +62,23 @@ VALIDATION_SEED = 2_000_003
 DEMO_AGENT, DEMO_COMPARE = "mmse", ("mrt", "zf", "mmse_ga", "wmmse", "random")
 #: Main agents with a default comparison: ``--agent NAME`` alone scores NAME beside these
 #: agents at these SNRs (the paper's figure), e.g. ``python examples/evaluate.py --agent kd_edn``.
+#: Entries are ``name`` or ``name:key=value,...`` (agent keywords).
 PRESETS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "kd_edn": (
-        ("edn_unsupervised", "edn_supervised", "kd_edn_q0", "mmse_ga", "mmse", "mrt"),
+        (
+            # the paper's noisy link, at KD-EDN's budget
+            "beamspace_feedback",
+            "edn_unsupervised",
+            "edn_supervised",
+            "kd_edn_q0",
+            # a noiseless link, 128 bits per user
+            "kd_edn:link=noiseless",
+            "beamspace_feedback:link=noiseless",
+            # perfect feedback of the estimated channel
+            "mmse_ga",
+            "mmse",
+            "mrt",
+        ),
         (5.0, 10.0, 15.0, 20.0),
     ),
 }
@@ -75,8 +90,11 @@ class Args:
 
     agent: str | None = None
     """Main agent (registry name, see --list); none: the demo, mmse beside classical solvers."""
+    agent_kw: tuple[str, ...] = ()
+    """Keywords of the main agent as key=value pairs (Python literals), e.g. link=noiseless."""
     compare: tuple[str, ...] | None = None
-    """Further agents scored on the same env and instances (default: the agent's preset)."""
+    """Further agents scored on the same env and instances (default: the agent's preset); each
+    NAME or NAME:key=value,key=value."""
     env: str | None = None
     """Env id; default: the main agent's first supported env."""
     env_kw: tuple[str, ...] = ()
@@ -98,7 +116,20 @@ class Args:
 
     def __post_init__(self) -> None:
         specs = registered_agents()
+        for flag, entry in [
+            ("--agent", self.agent),
+            *(("--compare", c) for c in self.compare or ()),
+        ]:
+            if entry is not None:
+                parse_agent_entry(entry, flag)
+        try:
+            parse_env_kwargs(self.agent_kw)
+        except ValueError:
+            raise ValueError(
+                f"agent_kw expects key=value pairs, got {list(self.agent_kw)}"
+            ) from None
         for n in (self.agent, *(self.compare or ())):
+            n = None if n is None else parse_agent_entry(n)[0]
             if n is not None and _canonical(n) not in specs:
                 raise ValueError(
                     f"agent and compare take registered names (see --list), got {n!r}; "
@@ -107,8 +138,8 @@ class Args:
         if self.env is not None and self.env not in beamgym.ENV_IDS:
             raise ValueError(f"env must be one of {list(beamgym.ENV_IDS)}, got {self.env!r}")
         if self.agent is not None:
-            env_id = self.env or specs[_canonical(self.agent)].env_ids[0]
-            for n in (self.agent, *(self.compare or ())):
+            env_id = self.env or specs[_canonical(_name(self.agent))].env_ids[0]
+            for n in map(_name, (self.agent, *(self.compare or ()))):
                 if env_id not in specs[_canonical(n)].env_ids:
                     raise ValueError(
                         f"{n!r} (agent/compare) does not support {env_id}; it supports "
@@ -141,15 +172,29 @@ class Args:
                 else tuple(a for a in DEMO_COMPARE if a in specs)
             )
         else:
-            agent, compare = _canonical(self.agent), tuple(map(_canonical, self.compare or ()))
+            agent = _canonical(self.agent)
+            compare = tuple(_canonical_entry(c) for c in self.compare or ())
         snr_db = self.snr_db
         preset = PRESETS.get(agent)
         if preset is not None and not self.env_kw:
             env_id = self.env or specs[agent].env_ids[0] if agent in specs else None
             if self.compare is None:
-                compare = tuple(a for a in preset[0] if a in specs and env_id in specs[a].env_ids)
+                compare = tuple(
+                    a for a in preset[0] if _name(a) in specs and env_id in specs[_name(a)].env_ids
+                )
             snr_db = snr_db or preset[1]
         return dataclasses.replace(self, agent=agent, compare=compare, snr_db=snr_db)
+
+
+def _name(entry: str) -> str:
+    """The agent name of a ``name[:key=value,...]`` entry."""
+    return parse_agent_entry(entry)[0]
+
+
+def _canonical_entry(entry: str) -> str:
+    """``entry`` with its agent name made canonical (keywords kept)."""
+    name, sep, rest = entry.partition(":")
+    return _canonical(name) + sep + rest
 
 
 def _canonical(name: str) -> str:
@@ -184,11 +229,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Args, bool]:
                 message = f"--env / --env-kw: {message}"
             parser.error(f"{env_id} with {kw}: {message}")
         if k == 0:  # agents check their env configuration when built (cheap)
-            for name in (resolved.agent, *(resolved.compare or ())):
+            for name, akw in agent_entries(resolved):
                 try:
-                    make_agent(name, task)
-                except ValueError as exc:
-                    parser.error(f"--agent/--compare {name} on {env_id} with {kw}: {exc}")
+                    make_agent(name, task, **akw)
+                except (ValueError, TypeError) as exc:
+                    flag = "--agent/--agent-kw" if name == resolved.agent else "--compare"
+                    parser.error(f"{flag} {name} {akw or ''} on {env_id} with {kw}: {exc}")
     return resolved, False
 
 
@@ -208,17 +254,25 @@ def print_registry() -> None:
         print(f"{name:16s} {spec.description}\n{'':16s} envs: {envs}")
 
 
+def agent_entries(args: Args) -> list[tuple[str, dict]]:
+    """``(name, keywords)`` of the main agent (with ``--agent-kw``) and each compared one."""
+    assert args.agent is not None, "agent_entries(args.resolved())"
+    main = (args.agent, parse_env_kwargs(args.agent_kw))
+    others = [parse_agent_entry(c, "--compare") for c in args.compare or ()]
+    return [main, *[o for o in others if o != main]]
+
+
 def run(args: Args) -> list[AgentResult]:
     specs = registered_agents()
     assert args.agent is not None, "run(args.resolved())"
-    names = (args.agent, *[c for c in args.compare or () if c != args.agent])
+    entries = agent_entries(args)
     env_id, settings = env_settings(args)  # Args checked the names and the pairs
     results = []
     for kw in settings:
         ds = make_instance_set(env_id, n=args.episodes, seed=args.seed, **kw)
         task = make_task(env_id, **kw)
-        for name in tqdm(names, desc=f"{env_id} {kw}", leave=False):
-            agent = make_agent(name, task)
+        for name, akw in tqdm(entries, desc=f"{env_id} {kw}", leave=False):
+            agent = make_agent(name, task, **akw)
             n_val = specs[name].validation_size
             if n_val > 0:  # calibrate on held-out instances, never on the test set
                 agent.learn(make_instance_set(env_id, n=n_val, seed=VALIDATION_SEED, **kw))
@@ -230,24 +284,42 @@ def print_table(results: list[AgentResult]) -> None:
     if not results:
         return
     name = results[0].metric_name
-    hdr = f"{'env':20s} {'setting':18s} {'agent':34s} {name + ' (95% CI)':>24s}"
+    hdr = f"{'env':20s} {'setting':18s} {'agent':52s} {name + ' (95% CI)':>24s}"
     extra = [k for k in ("outage_fraction", "active_fraction") if k in results[0].extras]
-    hdr += "".join(f" {k:>18s}" for k in extra) + f" {'batched us':>11s} {'single us':>10s}"
+    bits = any(r.feedback_bits is not None for r in results)
+    hdr += "".join(f" {k:>18s}" for k in extra)
+    hdr += f" {'bits/user':>22s}" if bits else ""
+    hdr += f" {'batched us':>11s} {'single us':>10s}"
     print("\n" + hdr)
     for r in results:
         s = r.summary()
         setting = ",".join(f"{k}={v}" for k, v in r.env_kwargs.items()) or "default"
         line = (
-            f"{r.env_id.removeprefix('beamgym/'):20s} {setting[:18]:18s} {r.agent[:34]:34s} "
+            f"{r.env_id.removeprefix('beamgym/'):20s} {setting[:18]:18s} {r.agent[:52]:52s} "
             f"{s['metric_mean']:13.4f} ± {_ci(s['metric_ci95']):<8s}"
         )
         line += "".join(f" {s[k + '_mean']:18.4f}" for k in extra)
+        line += f" {_bits(r.feedback_bits):>22s}" if bits else ""
         line += f" {s['latency_batched_us']:11.1f} {s['latency_single_us']:10.1f}"
         print(line)
     for r in results:
         if r.trace is not None:
             pts = ", ".join(f"{t:.3f}" for t in r.trace[:: max(1, len(r.trace) // 10)])
             print(f"trace {r.agent}: {pts}")
+
+
+def _bits(fb: dict[str, float] | None) -> str:
+    """Feedback bits per user: symbols x bits, then entropy-coded (noiseless) or the link's
+    upper bound (noisy); ``-`` for perfect feedback (docs/readings.md#000-feedback-accounting).
+    """
+    if fb is None:
+        return "-"
+    text = f"{fb['symbols_x_bits']:.0f}"
+    if fb.get("entropy_coded") is not None:
+        text += f" (coded {fb['entropy_coded']:.1f})"
+    elif fb.get("noisy_link_upper_bound") is not None:
+        text += f" (<= {fb['noisy_link_upper_bound']:.1f})"
+    return text
 
 
 def _ci(half: float | None) -> str:

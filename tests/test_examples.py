@@ -96,10 +96,34 @@ def test_readme_evaluate_commands_parse_and_dispatch() -> None:
         if list_only:
             continue
         env_id = args.env or specs[args.agent].env_ids[0]
-        for name in (args.agent, *args.compare):
+        for name, _kw in evaluate.agent_entries(args):
             assert name in specs and env_id in specs[name].env_ids, (argv, name)
     args, _ = evaluate.parse_args(["--agent", "kd_edn"])  # the preset of the main command
     assert "edn_unsupervised" in args.compare and args.snr_db == (5.0, 10.0, 15.0, 20.0)
+    # issue 11: the engineered feedback on both links and KD-EDN on the noiseless link
+    assert {"beamspace_feedback", "beamspace_feedback:link=noiseless"} <= set(args.compare)
+    assert ("kd_edn", {"link": "noiseless"}) in evaluate.agent_entries(args)
+
+
+def test_agent_keywords_reach_the_agent_and_bad_ones_name_their_flag(capsys) -> None:
+    evaluate = _load_script("evaluate")
+    args, _ = evaluate.parse_args(
+        ["--agent", "mmse_ga", "--agent-kw", "steps=3", "--compare", "ga:steps=2,eta=0.1"]
+    )
+    assert evaluate.agent_entries(args) == [
+        ("mmse_ga", {"steps": 3}),
+        ("ga", {"steps": 2, "eta": 0.1}),
+    ]
+    for argv, flag in [
+        (["--agent", "mmse_ga", "--agent-kw", "steps"], "agent-kw"),
+        (["--agent", "mmse_ga", "--agent-kw", "no_such=1"], "--agent"),
+        (["--agent", "mmse_ga", "--compare", "ga:steps"], "--compare"),
+        (["--agent", "mmse_ga", "--compare", "ga:steps=-1"], "--compare"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            evaluate.parse_args(argv)
+        assert exc.value.code == 2
+        assert flag in capsys.readouterr().err, argv
     args, _ = evaluate.parse_args(["--agent", "pga", "--env-kw", "analog=phase-shifter"])
     assert args.env_kw == ("analog=phase-shifter",) and args.compare == ()
 
