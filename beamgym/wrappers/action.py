@@ -79,7 +79,7 @@ class MappedAction(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class RawAction(MappedAction):
+class RawAction(MappedAction, gym.utils.RecordConstructorArgs):
     """The env's own action, unchanged (for symmetry with the structured wrappers).
 
     FullyDigitalFDD, FarFieldHybrid, NearFieldHybrid: the packed (digital) beamformer;
@@ -88,28 +88,32 @@ class RawAction(MappedAction):
 
     def __init__(self, env: gym.Env) -> None:
         """Wrap ``env``."""
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env, RawMap(task_of(env)))
 
 
-class ResidualAction(MappedAction):
+class ResidualAction(MappedAction, gym.utils.RecordConstructorArgs):
     """A correction on the MMSE start (see :class:`~beamgym.wrappers.maps.ResidualMap`)."""
 
     def __init__(self, env: gym.Env, scale: float = 0.5) -> None:
         """Wrap a FullyDigitalFDD-v0 ``env``; ``scale`` is the correction size."""
+        gym.utils.RecordConstructorArgs.__init__(self, scale=scale)
         super().__init__(env, ResidualMap(task_of(env), scale=scale))
 
 
-class OptimalStructureAction(MappedAction):
+class OptimalStructureAction(MappedAction, gym.utils.RecordConstructorArgs):
     """``2K`` numbers -> the optimal MISO structure (see :class:`OptimalStructureMap`)."""
 
     def __init__(self, env: gym.Env, decades: float = 2.0) -> None:
         """Wrap a FullyDigitalFDD-v0 ``env`` with ``M = 1``; ``decades`` is the map range."""
+        gym.utils.RecordConstructorArgs.__init__(self, decades=decades)
         super().__init__(env, OptimalStructureMap(task_of(env), decades=decades))
 
 
-class PhaseAction(MappedAction):
+class PhaseAction(MappedAction, gym.utils.RecordConstructorArgs):
     """ModularUplink-v0 phases, one number each (see :class:`PhaseMap`)."""
 
     def __init__(self, env: gym.Env) -> None:
         """Wrap a ModularUplink-v0 ``env``."""
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env, PhaseMap(task_of(env)))

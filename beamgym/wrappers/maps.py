@@ -141,7 +141,7 @@ class ResidualMap(ActionMap):
         self.scale = float(scale)
 
     def start(self, observation: Any) -> torch.Tensor:
-        """The MMSE start :math:`\\mathbf W_0` ``[B, N, K*M]`` from the observation only."""
+        r"""The MMSE start :math:`\mathbf W_0` ``[B, N, K*M]`` from the observation only."""
         return self.task.mmse_beamformer(self.known(observation))
 
     def beamformer(self, action: Any, observation: Any) -> torch.Tensor:
@@ -210,7 +210,7 @@ class OptimalStructureMap(ActionMap):
         return lam, p
 
     def beamformer(self, action: Any, observation: Any) -> torch.Tensor:
-        """The structured beamformer, complex ``[B, N, K]`` with :math:`\\|W\\|_F^2 = P`."""
+        r"""The structured beamformer, complex ``[B, N, K]`` with :math:`\|W\|_F^2 = P`."""
         known = self.known(observation)
         H = known.H_est  # [B, K, N]
         lam, p = self.parameters(action, known.power)
