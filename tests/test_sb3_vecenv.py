@@ -47,7 +47,7 @@ def test_vecenv_contract_and_nan_check() -> None:
 @pytest.mark.parametrize("horizon", [1, 3])
 def test_same_seeds_same_rollouts_as_dummy_vec_env(horizon: int) -> None:
     n = 4
-    batched = BatchedVecEnv(FDD, n, horizon=horizon, **KW)
+    batched = BatchedVecEnv(FDD, n, horizon=horizon, per_env_seeds=True, **KW)
     batched.seed(11)
     dummy = _dummy(n, 11, horizon=horizon)
     np.testing.assert_array_equal(batched.reset(), dummy.reset())
@@ -67,12 +67,23 @@ def test_same_seeds_same_rollouts_as_dummy_vec_env(horizon: int) -> None:
                 )
 
 
-def test_seed_is_consumed_by_one_reset() -> None:
-    venv = BatchedVecEnv(FDD, 2, seed=4, **KW)
+@pytest.mark.parametrize("per_env_seeds", [False, True])
+def test_seed_is_consumed_by_one_reset(per_env_seeds: bool) -> None:
+    venv = BatchedVecEnv(FDD, 2, seed=4, per_env_seeds=per_env_seeds, **KW)
     first = venv.reset()
     assert not np.array_equal(venv.reset(), first)  # generators continue
     venv.seed(4)
     np.testing.assert_array_equal(venv.reset(), first)
+    a = np.zeros((2, 32), np.float32) + 0.1
+    other = BatchedVecEnv(FDD, 2, seed=4, per_env_seeds=per_env_seeds, **KW)
+    np.testing.assert_array_equal(other.reset(), first)
+    np.testing.assert_array_equal(venv.step(a)[0], other.step(a)[0])  # autoresets too
+
+
+def test_batched_seeding_is_the_native_int_seed() -> None:
+    venv = BatchedVecEnv(FDD, 3, seed=9, **KW)
+    native = gym.make_vec(FDD, num_envs=3, vectorization_mode="vector_entry_point", **KW)
+    np.testing.assert_array_equal(venv.reset(), native.reset(seed=9)[0])
 
 
 def test_bad_arguments() -> None:
