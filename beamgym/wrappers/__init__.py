@@ -10,8 +10,12 @@ pure batched map in :mod:`beamgym.wrappers.maps`; the maps read the observation 
 Wrapper                         Envs                        Action
 ==============================  ==========================  =================================
 :class:`RawAction`              all                         the env's own action
-:class:`ResidualAction`         FullyDigitalFDD-v0          correction on MMSE (``scale``)
-:class:`OptimalStructureAction` FullyDigitalFDD-v0, M = 1   ``2K``: (λ, p) of Björnson 2014
+:class:`ResidualAction`         FullyDigitalFDD-v0,         correction on the MMSE start
+                                FarField-, NearFieldHybrid  (phase-shifter FarField: on the
+                                                            eq. (12)-(13) start), ``scale``
+:class:`OptimalStructureAction` FullyDigitalFDD-v0 (M = 1), ``2K``: (λ, p) of Björnson 2014
+                                steering FarFieldHybrid,    on the estimated (effective)
+                                NearFieldHybrid             channel
 :class:`PhaseAction`            ModularUplink-v0            one phase per phase shifter
 ==============================  ==========================  =================================
 

@@ -20,6 +20,9 @@ from gymnasium import spaces
 
 from beamgym.envs.base import BeamformingTask
 from beamgym.packing import unpack_complex
+from beamgym.physics.precoding import mmse_beamformer
+from beamgym.physics.projections import hybrid_initialization
+from beamgym.structures import HybridBeamformer
 
 __all__ = [
     "ActionMap",
@@ -28,6 +31,7 @@ __all__ = [
     "PhaseMap",
     "RawMap",
     "ResidualMap",
+    "digital_problem",
 ]
 
 
@@ -105,28 +109,81 @@ class RawMap(ActionMap):
         return self._check_action(action).cpu().numpy().astype(np.float32)
 
 
-def _fully_digital(task: BeamformingTask, who: str) -> None:
-    if task.env_id != "beamgym/FullyDigitalFDD-v0":
+FDD = "beamgym/FullyDigitalFDD-v0"
+FAR = "beamgym/FarFieldHybrid-v0"
+NEAR = "beamgym/NearFieldHybrid-v0"
+
+
+def _is_phase_shifter(task: BeamformingTask) -> bool:
+    return task.env_id == FAR and not task.steering
+
+
+def _check_digital_env(task: BeamformingTask, who: str, phase_shifter_ok: bool = False) -> None:
+    ok = task.env_id in (FDD, NEAR) or (
+        task.env_id == FAR and (phase_shifter_ok or not _is_phase_shifter(task))
+    )
+    if not ok:
+        what = "FarFieldHybrid-v0 with analog='steering'" if task.env_id == FAR else task.env_id
         raise ValueError(
-            f"{who} supports beamgym/FullyDigitalFDD-v0, got {_env_name(task)}; use RawAction "
-            "for the other envs (PhaseAction for ModularUplink)"
+            f"{who} supports FullyDigitalFDD-v0, NearFieldHybrid-v0 and FarFieldHybrid-v0 "
+            f"({'both analog modes' if phase_shifter_ok else 'steering'}), got {what}; use "
+            "RawAction for the other envs (PhaseAction for ModularUplink)"
         )
 
 
-class ResidualMap(ActionMap):
-    r"""A learned correction on the MMSE start, computed on the ESTIMATED channel.
+def digital_problem(
+    task: BeamformingTask, known: Any
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | float]:
+    r"""The digital design problem the BS knows: ``(H, analog, noise_var)``.
 
-    .. math:: \mathbf W = \mathbf W_0(\tilde{\mathbf H}) + s\sqrt{\frac{P}{NKM}}\,
-              \mathrm{unpack}(a), \qquad a \in [-1, 1]^{2NKM}
+    FullyDigitalFDD: :math:`\tilde{\mathbf H}` ``[B, K, N]`` (or ``[B, K, M, N]``), no analog
+    part. FarFieldHybrid (steering): the estimated effective channel
+    :math:`\tilde{\mathbf G}` ``[B, K, N_RF]`` and the fixed eq. (18) precoder. NearFieldHybrid:
+    the estimated effective channel of the first subcarrier ``[B, K, K]`` and the eq. (30)
+    analog precoder rebuilt from the observed positions. ``noise_var`` is the known noise
+    variance (1: the envs normalize the channel to unit noise).
+    """
+    if task.env_id == FDD:
+        return known.H_est, None, 1.0
+    if task.env_id == NEAR:
+        return known.G_est[:, 0], known.analog, 1.0
+    if task.env_id == FAR and not _is_phase_shifter(task):
+        H = known.H_est
+        F = task.analog_precoder.expand(H.shape[0], *task.analog_precoder.shape[-2:])
+        return H, F, known.noise_var
+    raise ValueError(f"no digital-only design problem for {task.env_id}")
+
+
+def _assemble(digital: torch.Tensor, analog: torch.Tensor | None) -> Any:
+    return digital if analog is None else HybridBeamformer(analog=analog, digital=digital)
+
+
+def _rms(W: torch.Tensor) -> torch.Tensor:
+    """``[B]`` root-mean-square entry modulus of ``[B, ...]`` complex ``W``."""
+    return W.abs().square().flatten(1).mean(-1).sqrt()
+
+
+class ResidualMap(ActionMap):
+    r"""A learned correction on a model-based start, computed on the ESTIMATED channel.
+
+    Fully digital and the digital part of the steering / near-field hybrid envs:
+
+    .. math:: \mathbf W = \mathbf W_0 + s\,\mathrm{rms}(\mathbf W_0)\,\mathrm{unpack}(a),
+              \qquad a \in [-1, 1]^{\texttt{action\_dim}}
 
     with :math:`\mathbf W_0` paper 000's MMSE beamformer (Sec. III-B2,
-    :func:`beamgym.physics.precoding.mmse_beamformer`, full power) and :math:`s` = ``scale``;
-    the env then normalizes :math:`\mathbf W` to full power. ``a = 0`` gives the MMSE
-    beamformer exactly (to rounding); ``scale = 1`` lets a corner of the action box move every
-    entry by the RMS entry size of a full-power beamformer.
+    :func:`beamgym.physics.precoding.mmse_beamformer`) on the estimated (effective)
+    channel, :math:`\mathrm{rms}` its root-mean-square entry (fully digital:
+    :math:`\sqrt{P/(NKM)}`) and :math:`s` = ``scale``. FarFieldHybrid with
+    ``analog="phase-shifter"``: the start is paper 003's eq. (12)-(13) hybrid initialization
+    :math:`(\mathbf F_0, \mathbf W_0)`
+    (:func:`beamgym.physics.projections.hybrid_initialization`); the phases move by
+    :math:`s\pi a_F` and the digital part as above. The env's own action map then applies its
+    normalization (full power, eq. (24) for the hybrids). ``a = 0`` gives the start exactly
+    (to rounding); ``scale = 1`` lets a corner of the box move every entry by the RMS entry.
 
     Args:
-        task: The FullyDigitalFDD-v0 task.
+        task: A FullyDigitalFDD-v0, FarFieldHybrid-v0 or NearFieldHybrid-v0 task.
         scale: Correction size :math:`s > 0` (dimensionless).
     """
 
@@ -135,53 +192,75 @@ class ResidualMap(ActionMap):
     def __init__(self, task: BeamformingTask, scale: float = 0.5) -> None:
         """Bind to ``task``; see the class docstring."""
         super().__init__(task)
-        _fully_digital(task, "ResidualAction")
+        _check_digital_env(task, "ResidualAction", phase_shifter_ok=True)
         if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
         self.scale = float(scale)
 
-    def start(self, observation: Any) -> torch.Tensor:
-        r"""The MMSE start :math:`\mathbf W_0` ``[B, N, K*M]`` from the observation only."""
-        return self.task.mmse_beamformer(self.known(observation))
+    def _start(self, known: Any) -> Any:
+        if _is_phase_shifter(self.task):
+            F0, W0 = hybrid_initialization(known.H_est, known.power, n_rf=self.task.config.N_RF)
+            return HybridBeamformer(analog=F0, digital=W0)
+        H, analog, noise = digital_problem(self.task, known)
+        return _assemble(mmse_beamformer(H, known.power, noise), analog)
 
-    def beamformer(self, action: Any, observation: Any) -> torch.Tensor:
-        """``W0 + scale * sqrt(P / (N K M)) * unpack(action)``, complex ``[B, N, K*M]``."""
+    def start(self, observation: Any) -> Any:
+        """The start beamformer from the observation only (a ``HybridBeamformer`` for hybrids)."""
+        return self._start(self.known(observation))
+
+    def beamformer(self, action: Any, observation: Any) -> Any:
+        """The start plus the scaled correction (before the env's normalization)."""
         known = self.known(observation)
         a = self._check_action(action)
-        W0 = self.task.mmse_beamformer(known)
-        n_entries = W0.shape[-1] * W0.shape[-2]
-        step = self.scale * torch.sqrt(known.power / n_entries)
-        delta = unpack_complex(a, self.task.beamformer_shape).to(W0.dtype)
-        return W0 + step.to(W0.dtype)[:, None, None] * delta
+        start = self._start(known)
+        W0 = start if isinstance(start, torch.Tensor) else start.digital
+        n_ph = a.shape[1] - 2 * W0[0].numel()
+        delta = unpack_complex(a[:, n_ph:], tuple(W0.shape[1:])).to(W0.dtype)
+        W = W0 + (self.scale * _rms(W0)).to(W0.dtype)[:, None, None] * delta
+        if isinstance(start, torch.Tensor):
+            return W
+        F = start.analog
+        if n_ph:
+            theta = torch.angle(F) + self.scale * math.pi * a[:, :n_ph].reshape(F.shape)
+            F = torch.polar(torch.ones_like(theta), theta).to(F.dtype)
+        return HybridBeamformer(analog=F, digital=W)
 
 
 class OptimalStructureMap(ActionMap):
     r"""The optimal sum-rate beamforming structure with ``2K`` parameters (MISO).
 
-    Björnson, Bengtsson, Ottersten, IEEE SP Magazine 2014 (optimal structure of multiuser
-    MISO transmit beamforming), on the ESTIMATED channel :math:`\tilde{\mathbf h}_k` (rows of
-    ``H_est``, unit noise):
+    Björnson, Bengtsson, Ottersten, "Optimal multiuser transmit beamforming: a difficult
+    problem with a simple solution structure", IEEE SP Magazine 2014: every Pareto-optimal
+    MISO beamformer (sum rate included) has the form below for some :math:`\lambda \ge 0`,
+    :math:`p \ge 0`. Computed on the ESTIMATED (effective) channel
+    :math:`\tilde{\mathbf h}_k` (rows of :func:`digital_problem`'s ``H``, noise
+    :math:`\sigma^2`):
 
-    .. math:: \mathbf w_k = \sqrt{p_k}\,\frac{\big(\mathbf I_N + \sum_i \lambda_i
+    .. math:: \mathbf w_k = \sqrt{p_k}\,\frac{\big(\mathbf I + \sum_i \lambda_i
               \tilde{\mathbf h}_i^H\tilde{\mathbf h}_i\big)^{-1}\tilde{\mathbf h}_k^H}
-              {\big\|\big(\mathbf I_N + \sum_i \lambda_i \tilde{\mathbf h}_i^H
+              {\big\|\big(\mathbf I + \sum_i \lambda_i \tilde{\mathbf h}_i^H
               \tilde{\mathbf h}_i\big)^{-1}\tilde{\mathbf h}_k^H\big\|}
 
     The action :math:`a = (a^\lambda, a^p) \in [-1, 1]^{2K}` maps to
 
-    .. math:: \lambda_i = \frac PK\,10^{d\,a^\lambda_i}, \qquad
+    .. math:: \lambda_i = \frac{P}{K\sigma^2}\,10^{d\,a^\lambda_i}, \qquad
               p_k = P\,\frac{10^{d\,a^p_k}}{\sum_j 10^{d\,a^p_j}}
 
     with :math:`d` = ``decades``: each :math:`\lambda_i` spans :math:`d` decades either side of
-    :math:`P/K`, the powers always sum to the budget :math:`P`, and ``a = 0`` gives
-    :math:`\lambda_i = p_k = P/K`, i.e. paper 000's MMSE beamformer exactly (to rounding).
+    :math:`P/(K\sigma^2)`, the powers always sum to the budget :math:`P`, and ``a = 0`` gives
+    :math:`\lambda_i = P/(K\sigma^2)`, :math:`p_k = P/K`, i.e. paper 000's MMSE beamformer
+    exactly (to rounding). Hybrid envs (steering FarField, NearField): this is the digital
+    precoder on the effective channel; ``p`` sets the digital column powers, and the env's
+    action map rescales the whole by eq. (24) to the budget.
 
     Args:
-        task: The FullyDigitalFDD-v0 task with ``M = 1``.
+        task: A FullyDigitalFDD-v0 (``M = 1``), steering FarFieldHybrid-v0 or
+            NearFieldHybrid-v0 task.
         decades: Range :math:`d > 0` of the exponential maps, in decades.
 
     Raises:
-        ValueError: For another env or ``M > 1`` (the structure is for single-antenna users).
+        ValueError: For another env, the phase-shifter FarField (no digital-only problem) or
+            ``M > 1`` (the structure is for single-antenna users).
     """
 
     name = "optimal-structure"
@@ -189,8 +268,8 @@ class OptimalStructureMap(ActionMap):
     def __init__(self, task: BeamformingTask, decades: float = 2.0) -> None:
         """Bind to ``task``; see the class docstring."""
         super().__init__(task)
-        _fully_digital(task, "OptimalStructureAction")
-        if int(task.config.M) != 1:
+        _check_digital_env(task, "OptimalStructureAction")
+        if task.env_id == FDD and int(task.config.M) != 1:
             raise ValueError(
                 f"OptimalStructureAction needs single-antenna users (M=1, the MISO structure "
                 f"of Björnson et al. 2014), got M={task.config.M}; use ResidualAction for MIMO"
@@ -200,25 +279,32 @@ class OptimalStructureMap(ActionMap):
         self.decades = float(decades)
         self.dim = 2 * task.num_users
 
-    def parameters(self, action: Any, power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def parameters(
+        self, action: Any, power: torch.Tensor, noise_var: torch.Tensor | float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(lambda, p)``, real ``[B, K]`` each, of ``[B, 2K]`` actions and ``[B]`` budgets."""
         a = self._check_action(action)
         k = self.task.num_users
         P = power[:, None].to(a.dtype)
-        lam = P / k * torch.pow(10.0, self.decades * a[:, :k])
+        s2 = torch.as_tensor(noise_var, dtype=a.dtype, device=a.device).reshape(-1, 1)
+        lam = P / (k * s2) * torch.pow(10.0, self.decades * a[:, :k])
         p = P * torch.softmax(self.decades * math.log(10.0) * a[:, k:], dim=-1)
         return lam, p
 
-    def beamformer(self, action: Any, observation: Any) -> torch.Tensor:
-        r"""The structured beamformer, complex ``[B, N, K]`` with :math:`\|W\|_F^2 = P`."""
+    def beamformer(self, action: Any, observation: Any) -> Any:
+        r"""The structured beamformer (see the class docstring).
+
+        Fully digital: complex ``[B, N, K]`` with :math:`\|W\|_F^2 = P`; hybrid: a
+        ``HybridBeamformer`` whose digital part has column powers ``p``.
+        """
         known = self.known(observation)
-        H = known.H_est  # [B, K, N]
-        lam, p = self.parameters(action, known.power)
+        H, analog, noise = digital_problem(self.task, known)  # H: [B, K, n]
+        lam, p = self.parameters(action, known.power, noise)
         n = H.shape[-1]
         A = torch.eye(n, dtype=H.dtype, device=H.device) + H.mH @ (lam.to(H.dtype)[..., None] * H)
-        X = torch.cholesky_solve(H.mH, torch.linalg.cholesky(0.5 * (A + A.mH)))  # [B, N, K]
+        X = torch.cholesky_solve(H.mH, torch.linalg.cholesky(0.5 * (A + A.mH)))  # [B, n, K]
         norms = X.abs().square().sum(-2).sqrt()
-        return X * (p.sqrt() / norms).to(H.dtype)[:, None, :]
+        return _assemble(X * (p.sqrt() / norms).to(H.dtype)[:, None, :], analog)
 
 
 class PhaseMap(ActionMap):

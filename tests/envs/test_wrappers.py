@@ -30,6 +30,14 @@ FDD = "beamgym/FullyDigitalFDD-v0"
 FDD_KW = {"channel": "rayleigh", "N": 4, "K": 4, "snr_db": 10.0}
 MOD = "beamgym/ModularUplink-v0"
 MOD_KW = {"P": 2, "N": 3, "L": 2, "T": 3, "B": 1, "K": 3}
+FAR = "beamgym/FarFieldHybrid-v0"
+FAR_KW = {"N": 8, "N_RF": 2, "K": 2}
+PS_KW = {"analog": "phase-shifter", "N": 8, "N_RF": 2, "K": 2}
+NEAR = "beamgym/NearFieldHybrid-v0"
+NEAR_KW = {"K": 2, "S": 4, "n": 2}
+#: The envs with a digital design problem (steering FarField, NearField, FullyDigitalFDD).
+DIGITAL = {"fdd": (FDD, FDD_KW), "far": (FAR, FAR_KW), "near": (NEAR, {"K": 2, "S": 4})}
+# (make_instance_set takes n itself, so the near-field set keeps n at its default 4)
 
 CASES = {
     "raw-fdd": (FDD, FDD_KW, RawAction, {}),
@@ -37,6 +45,11 @@ CASES = {
     "residual": (FDD, FDD_KW, ResidualAction, {"scale": 0.3}),
     "optimal-structure": (FDD, FDD_KW, OptimalStructureAction, {}),
     "phase": (MOD, MOD_KW, PhaseAction, {}),
+    "residual-far": (FAR, FAR_KW, ResidualAction, {}),
+    "residual-far-ps": (FAR, PS_KW, ResidualAction, {}),
+    "residual-near": (NEAR, NEAR_KW, ResidualAction, {}),
+    "optimal-structure-far": (FAR, FAR_KW, OptimalStructureAction, {}),
+    "optimal-structure-near": (NEAR, NEAR_KW, OptimalStructureAction, {"decades": 1.0}),
 }
 
 
@@ -102,6 +115,10 @@ def test_optimal_structure_rejects_mimo_and_other_envs() -> None:
         OptimalStructureAction(gym.make(FDD, **{**FDD_KW, "M": 2}))
     with pytest.raises(ValueError, match="FullyDigitalFDD"):
         OptimalStructureAction(gym.make(MOD, **MOD_KW))
+    with pytest.raises(ValueError, match="steering"):
+        OptimalStructureAction(gym.make(FAR, **PS_KW))
+    with pytest.raises(ValueError, match="RawAction"):
+        ResidualAction(gym.make("beamgym/OutageHybrid-v0"))
     with pytest.raises(ValueError, match="decades"):
         OptimalStructureAction(gym.make(FDD, **FDD_KW), decades=0.0)
 
@@ -117,24 +134,58 @@ def test_residual_zero_action_is_the_start_and_scale_moves_it() -> None:
         ResidualMap(task, scale=-1.0)
 
 
-@pytest.mark.parametrize("case", ["residual", "optimal-structure"])
-def test_zero_action_scores_the_mmse_reward(case: str) -> None:
-    env = _make(case)
+class _Zero:
+    """A policy that always outputs the zero structured action."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        return np.zeros((len(obs), self.dim), np.float32), state
+
+
+@pytest.mark.parametrize("map_cls", [ResidualMap, OptimalStructureMap])
+@pytest.mark.parametrize("env", sorted(DIGITAL))
+def test_zero_action_scores_exactly_the_mmse_agent(env: str, map_cls) -> None:
+    """Through the harness: the zero action is MMSE (eq. (24) normalization for hybrids)."""
+    from agents.base import make_agent
+    from agents.harness import evaluate_agent
+    from beamgym.datasets import make_instance_set
+
+    env_id, kw = DIGITAL[env]
+    single = gym.make(env_id, **kw)
+    iset = make_instance_set(env_id, 12, seed=0, **kw)
+    m = map_cls(task_of(single))
+    ours = evaluate_agent(MappedPolicy(_Zero(m.dim), m), iset, single_instances=0)
+    mmse = evaluate_agent(make_agent("mmse", single), iset, single_instances=0)
+    np.testing.assert_allclose(ours.metric, mmse.metric, rtol=1e-5)
+
+
+def test_residual_phase_shifter_zero_action_is_the_eq13_start() -> None:
+    from beamgym.physics.projections import hybrid_initialization
+
+    env = _make("residual-far-ps")
     task = task_of(env)
-    env.reset(seed=3)
-    _, reward, _, _, _ = env.step(np.zeros(env.action_space.shape, np.float32))
-    inst = env.unwrapped.instance
-    mmse = task.evaluate(task.mmse_beamformer(task.known(inst)), inst)["reward"]
-    assert reward == pytest.approx(float(mmse), rel=1e-5)
+    obs, _ = env.reset(seed=2)
+    env.step(np.zeros(env.action_space.shape, np.float32))
+    known = task.known(env.unwrapped.instance)
+    bf, _ = task.action_to_beamformer(torch.as_tensor(env.last_raw_action)[None], known)
+    F0, W0 = hybrid_initialization(known.H_est, known.power, n_rf=2)
+    torch.testing.assert_close(bf.analog, F0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(bf.digital, W0, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["residual", "optimal-structure"])
+@pytest.mark.parametrize(
+    "case", ["residual", "optimal-structure", "residual-near", "optimal-structure-far"]
+)
 def test_actions_use_the_observation_only(case: str) -> None:
     """Same estimate, different true channel: same raw action, different reward."""
     env = _make(case)
     task = task_of(env)
     inst = task.sample(torch.Generator().manual_seed(5), 1)
-    other = dataclasses.replace(inst, H=inst.H * torch.exp(1j * torch.tensor(0.7)) + 0.3)
+    field = "G" if hasattr(inst, "G") else "H"  # the true (effective) channel
+    true = getattr(inst, field)
+    other = dataclasses.replace(inst, **{field: true * torch.exp(1j * torch.tensor(0.7)) + 0.3})
     a = env.action_space.sample()
     rewards, raws = [], []
     for i in (inst, other):
