@@ -24,6 +24,7 @@ import beamgym  # noqa: F401  (registers the envs)
 from agents.base import make_agent, registered_agents
 from agents.cli import dataclass_from_args, dataclass_parser, parse_env_kwargs
 from agents.harness import evaluate_agent, mean_ci
+from agents.rl import VectorMarginAction
 from beamgym.datasets import make_instance_set
 from beamgym.sb3 import BatchedVecEnv
 from beamgym.wrappers import MappedPolicy
@@ -34,6 +35,7 @@ WRAPPERS = {
     "residual": vw.ResidualAction,
     "optimal-structure": vw.OptimalStructureAction,
     "phase": vw.PhaseAction,
+    "margin": VectorMarginAction,
 }
 ALGOS = {"ppo": PPO, "sac": SAC, "td3": TD3}
 
@@ -47,8 +49,8 @@ class Args:
     env_kw: tuple[str, ...] = ("channel=rayleigh", "N=4", "K=4", "snr_db=10")
     """Env configuration as key=value pairs (Python literals)."""
     wrapper: str = "optimal-structure"
-    """Action parameterization: raw, residual, optimal-structure (FullyDigitalFDD) or phase
-    (ModularUplink)."""
+    """Action parameterization: raw, residual, optimal-structure, phase (ModularUplink) or margin
+    (OutageHybrid)."""
     residual_scale: float = 0.5
     """Correction size s of the residual wrapper (dimensionless)."""
     algo: str = "ppo"
@@ -129,9 +131,11 @@ if __name__ == "__main__":
     single = gym.make(args.env_id, **env_kwargs)
     policy = MappedPolicy(model, env.venv.action_map, name=f"{args.algo}+{args.wrapper}")
     rows = [evaluate_agent(policy, test, single_instances=0)]
-    spec = registered_agents().get("mmse")
-    if spec is not None and args.env_id in spec.env_ids:
-        rows.append(evaluate_agent(make_agent("mmse", single), test, single_instances=0))
+    for baseline in ("mmse", "ghbf_perf"):  # the model-based reference of the env
+        spec = registered_agents().get(baseline)
+        if spec is not None and args.env_id in spec.env_ids:
+            agent = make_agent(baseline, single)
+            rows.append(evaluate_agent(agent, test, single_instances=0))
     for r in rows:
         mean, half = mean_ci(r.metric)
         print(f"{r.agent:28s} {r.metric_name} = {mean:.3f} ± {half or 0.0:.3f} (95% CI)")

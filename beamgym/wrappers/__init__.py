@@ -25,8 +25,9 @@ the same names in :mod:`beamgym.wrappers.vector`. A model trained in a wrapper i
 
 The raw actions are: FullyDigitalFDD / FarFieldHybrid / NearFieldHybrid, the packed (digital)
 beamformer; ModularUplink, the packed complex panels (``PhaseAction`` halves it to the
-phases); OutageHybrid, the ``M`` codeword scores and ``K`` stream powers (the greedy rule the
-brief's ``MarginAction`` would build on lives in ``agents/``, so it is not offered here).
+phases); OutageHybrid, the ``M`` codeword scores and ``K`` stream powers. Per-user SINR
+margins on top of paper 002's greedy rule are ``agents.rl.MarginAction``: the greedy lives in
+``agents/`` (layering: agents -> beamgym), so that wrapper does too.
 
 Refinement (``horizon > 1``): every env takes ``horizon=T`` (``gym.make(id, horizon=T)``):
 the coherence interval lasts ``T`` steps on the same instance, and the observation then
