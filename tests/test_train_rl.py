@@ -59,3 +59,23 @@ def test_readme_command_parses() -> None:
     for cmd in commands:
         args = dataclass_from_args(train_rl.Args, parser.parse_args(shlex.split(cmd)))
         assert args.algo in train_rl.ALGOS
+
+
+def test_readme_snippet_runs_with_tiny_sizes() -> None:
+    """The README's "Training your own RL agent" code, at 8 sub-envs and 64 steps."""
+    import numpy as np
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Training your own RL agent", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    for big, small in (
+        ("num_envs=512", "num_envs=8"),
+        ("total_timesteps=50_000", "total_timesteps=64"),
+    ):
+        assert code.count(big) == 1, f"README snippet changed: {big!r} not found once"
+        code = code.replace(big, small)
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)
+    obs = ns["venv"].reset()
+    action, _ = ns["policy"].predict(obs)
+    assert action.shape == (8, 32) and np.all(np.abs(action) <= 1.0)
