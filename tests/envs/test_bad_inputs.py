@@ -59,10 +59,22 @@ def _names(message: str, name: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message) is not None
 
 
+#: Probes tried and probes that raised the expected error naming the argument.
+PROBES = {"tried": 0, "clear": 0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_count():
+    yield
+    print(f"\nenv bad-input probes: {PROBES['tried']} tried, {PROBES['clear']} clear")
+
+
 def _expect(fn, name: str, error: type[Exception] = ValueError) -> None:
+    PROBES["tried"] += 1
     with pytest.raises(error) as info:
         fn()
     assert _names(str(info.value), name), f"{name!r} not named in: {info.value}"
+    PROBES["clear"] += 1
 
 
 # ---- constructor keywords --------------------------------------------------------------------
