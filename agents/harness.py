@@ -124,7 +124,10 @@ class AgentResult:
             Solve path: the beamformer moved by more than :data:`PROJECTION_RTOL` (relative),
             so an agent returning feasible, full-power beamformers scores 0. Predict path: the
             action was outside the action space (clipped) or the env flagged it ``projected``,
-            exactly as ``info["projected"]`` of ``env.step``.
+            exactly as ``info["projected"]`` of ``env.step``. The envs whose action map scales
+            every design to full power (FullyDigitalFDD, NearFieldHybrid) flag any action whose
+            power is not already exactly P, so there the predict path reports the fraction
+            rescaled by the normalization layer (usually all of them), not an infeasibility.
         latency_batched_s: Solve (or predict) time per instance when handling the whole batch.
         latency_single_s: Median solve (or predict) time of one instance alone (NaN if not
             measured).
