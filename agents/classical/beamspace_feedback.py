@@ -29,12 +29,18 @@ interval:
    alphabet with the additive real error :math:`\mathcal N(0, \sigma_z^2 = 0.1)`, onto which
    the scheme maps ``symbol_bits`` bits per use (Gray-coded onto evenly spaced levels of the
    alphabet, detected by the nearest level), so it sends ``(bits // 4) * symbol_bits`` bits;
+   or, with ``analog=True`` (cartesian, 4 bits per part), only the header goes bit by bit (1 bit
+   per use) and each coefficient part, times ``coef_scale`` :math:`\alpha`, is one use carrying
+   its 16-level quantizer level itself, which the BS replaces by the conditional mean of the
+   sent level given the received value
+   (:func:`beamgym.physics.feedback.soft_dequantize`) divided by :math:`\alpha`;
 5. the BS decodes :math:`\hat{\mathbf H}_k` and runs paper 000's MMSE+GA(:math:`Q_i`)
    (Sec. III-D1: MMSE on the channel it has, then ``q_infer`` steps of eq. (9)).
 
 Every bit is counted (:attr:`BeamspaceCodec.total_bits`: rotation, window start, reference
 position, gain, coefficients) and never exceeds the budget. The codec's free choices (window
-``L``, quantizer mode and amplitude/phase split, gain bits, bits per link use) were tuned per
+``L``, quantizer mode and amplitude/phase split, gain bits, bits per link use, analog
+coefficients with their scale and prior) were tuned per
 env and link on validation seeds only (``benchmarks/beamspace_feedback_000.py --tune``,
 record ``benchmarks/results/beamspace_feedback_tuning.json``;
 docs/readings.md#000-beamspace-feedback), stored in :data:`TUNED`.
@@ -625,9 +631,13 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         eta: GA step (normalized rule default of ``mmse_ga``).
         eta_rule: ``"normalized"`` or ``"fixed"``.
         seed: Seed of the link-error generator (same seed and calls -> same numbers).
-        window, mode, amp_share, gain_bits, symbol_bits, basis, oversampling: Codec choices
-            (:func:`design_codec`, :func:`link_transmit`); ``None``: the tuned value of
-            :data:`TUNED` for the env and link.
+        window, mode, amp_share, gain_bits, symbol_bits, basis, oversampling, analog,
+            coef_scale: Codec choices (:func:`design_codec`, :func:`link_transmit`);
+            ``None``: the tuned value of :data:`TUNED` for the env and link (or of
+            :data:`CODEC_DEFAULTS`).
+        prior_var: Variance of the Gaussian prior on the levels in the BS's soft
+            dequantization of analog symbols (``None``: uniform); ``None`` given: the tuned
+            value.
     """
 
     def __init__(
