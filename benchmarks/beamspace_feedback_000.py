@@ -4,7 +4,8 @@ Two parts:
 
 * ``--tune``: chooses the codec of each (env, link) (window ``L``, quantizer mode and
   amplitude share, gain bits, DFT or identity basis for the hybrid envs, bits per noisy-link
-  use) by the mean sum-rate over 5/10/15/20 dB on VALIDATION instances (seed
+  use, or on the noisy link analog coefficient symbols with their scale and the prior of the
+  soft dequantization) by the mean sum-rate over 5/10/15/20 dB on VALIDATION instances (seed
   :data:`VAL_SEED`, never the test seed), writes
   ``benchmarks/results/beamspace_feedback_tuning.json``; the chosen values are copied into
   ``agents.classical.beamspace_feedback.TUNED`` (the script checks they agree);
@@ -17,7 +18,8 @@ Two parts:
 
 Usage:
     python benchmarks/beamspace_feedback_000.py            # benchmark, ~1-2 min on 2 cores
-    python benchmarks/beamspace_feedback_000.py --tune     # validation tuning, ~6 min
+    python benchmarks/beamspace_feedback_000.py --tune     # validation tuning, ~7 min
+    python benchmarks/beamspace_feedback_000.py --tune --only beamgym/FullyDigitalFDD-v0 noisy
     python benchmarks/beamspace_feedback_000.py --quick    # smoke run (small sets)
 """
 
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import agents  # noqa: E402, F401
 from agents.base import CheckpointError, make_agent  # noqa: E402
-from agents.classical.beamspace_feedback import TUNED  # noqa: E402
+from agents.classical.beamspace_feedback import CODEC_DEFAULTS, TUNED  # noqa: E402
 from agents.harness import evaluate_agent, mean_ci  # noqa: E402
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
 
@@ -56,7 +58,17 @@ TARGETS = {
     ("beamgym/FullyDigitalFDD-v0", "noisy"): (33.5, 42.0, 47.0, 49.0),
     ("beamgym/FarFieldHybrid-v0", "noiseless"): (23.7, 34.5, 45.7, 56.0),
 }
-CODEC_KEYS = ("basis", "window", "mode", "amp_share", "gain_bits", "symbol_bits")
+CODEC_KEYS = (
+    "basis",
+    "window",
+    "mode",
+    "amp_share",
+    "gain_bits",
+    "symbol_bits",
+    "analog",
+    "coef_scale",
+    "prior_var",
+)
 
 
 def grid(env_id: str, link: str) -> list[dict]:
@@ -77,12 +89,38 @@ def grid(env_id: str, link: str) -> list[dict]:
         out.append(
             dict(basis=basis, window=L, mode=mode, amp_share=share, gain_bits=g, symbol_bits=sb)
         )
-    return out
+    if link == "noisy":  # analog coefficient symbols, header at 1 bit per use
+        for basis, L, scale, g, prior in itertools.product(
+            bases, (6, 8, 9), (1.5, 2.0, 2.5, 3.0), (3, 4), (None, 1.0)
+        ):
+            out.append(
+                dict(
+                    basis=basis,
+                    window=L,
+                    mode="cartesian",
+                    amp_share=0.5,
+                    gain_bits=g,
+                    symbol_bits=1,
+                    analog=True,
+                    coef_scale=scale,
+                    prior_var=prior,
+                )
+            )
+    return [{**{k: CODEC_DEFAULTS.get(k) for k in CODEC_KEYS[6:]}, **c} for c in out]
 
 
-def tune(n: int, out: Path) -> dict:
+def tune(n: int, out: Path, only: tuple[str, str] | None = None) -> dict:
+    """Tune every (env, link), or only ``only`` (the others kept from the record at ``out``)."""
     record: dict = {"val_seed": VAL_SEED, "n_per_snr": n, "snr_db": list(SNRS), "choices": {}}
-    for env_id, link in itertools.product(ENVS, LINKS):
+    pairs = list(itertools.product(ENVS, LINKS))
+    if only is not None:
+        if only not in pairs:
+            raise ValueError(f"--only must be one of {pairs}, got {only}")
+        old = json.loads(out.read_text())
+        if old["n_per_snr"] != n or old["val_seed"] != VAL_SEED:
+            raise ValueError(f"--n-val must be {old['n_per_snr']} (the record's) with --only")
+        record, pairs = old, [only]
+    for env_id, link in pairs:
         sets = {s: make_instance_set(env_id, n=n, seed=VAL_SEED, snr_db=s) for s in SNRS}
         tasks = {s: make_task(env_id, snr_db=s) for s in SNRS}
         rows = []
@@ -110,8 +148,9 @@ def check_tuned(path: Path) -> list[str]:
     diff = []
     for key, c in choices.items():
         env_id, link = key.split("|")
-        mine = {k: TUNED[(env_id, link)][k] for k in CODEC_KEYS}
-        if mine != c:
+        tuned = {**CODEC_DEFAULTS, **TUNED[(env_id, link)]}
+        mine = {k: tuned[k] for k in CODEC_KEYS}
+        if mine != {**{k: CODEC_DEFAULTS.get(k) for k in CODEC_KEYS[6:]}, **c}:
             diff.append(f"{key}: TUNED {mine} vs record {c}")
     return diff
 
@@ -194,6 +233,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tune", action="store_true", help="validation tuning of the codecs")
     parser.add_argument("--quick", action="store_true", help="smoke run (not reported)")
+    parser.add_argument(
+        "--only", nargs=2, metavar=("ENV", "LINK"), help="with --tune: re-tune one (env, link)"
+    )
     parser.add_argument("--n", type=int, default=500, help="test instances per SNR")
     parser.add_argument("--n-val", type=int, default=100, help="validation instances per SNR")
     parser.add_argument("--batch", type=int, default=250)
@@ -203,7 +245,10 @@ def main() -> None:
     t0 = time.time()
     record = args.out / "beamspace_feedback_tuning.json"
     if args.tune:
-        tune(8 if args.quick else args.n_val, record if not args.quick else Path("/dev/null"))
+        if args.quick:
+            tune(8, Path("/dev/null"))
+        else:
+            tune(args.n_val, record, tuple(args.only) if args.only else None)
         print(f"tuning done in {time.time() - t0:.0f} s")
         return
     diff = check_tuned(record)

@@ -29,12 +29,18 @@ interval:
    alphabet with the additive real error :math:`\mathcal N(0, \sigma_z^2 = 0.1)`, onto which
    the scheme maps ``symbol_bits`` bits per use (Gray-coded onto evenly spaced levels of the
    alphabet, detected by the nearest level), so it sends ``(bits // 4) * symbol_bits`` bits;
+   or, with ``analog=True`` (cartesian, 4 bits per part), only the header goes bit by bit (1 bit
+   per use) and each coefficient part, times ``coef_scale`` :math:`\alpha`, is one use carrying
+   its 16-level quantizer level itself, which the BS replaces by the conditional mean of the
+   sent level given the received value
+   (:func:`beamgym.physics.feedback.soft_dequantize`) divided by :math:`\alpha`;
 5. the BS decodes :math:`\hat{\mathbf H}_k` and runs paper 000's MMSE+GA(:math:`Q_i`)
    (Sec. III-D1: MMSE on the channel it has, then ``q_infer`` steps of eq. (9)).
 
 Every bit is counted (:attr:`BeamspaceCodec.total_bits`: rotation, window start, reference
 position, gain, coefficients) and never exceeds the budget. The codec's free choices (window
-``L``, quantizer mode and amplitude/phase split, gain bits, bits per link use) were tuned per
+``L``, quantizer mode and amplitude/phase split, gain bits, bits per link use, analog
+coefficients with their scale and prior) were tuned per
 env and link on validation seeds only (``benchmarks/beamspace_feedback_000.py --tune``,
 record ``benchmarks/results/beamspace_feedback_tuning.json``;
 docs/readings.md#000-beamspace-feedback), stored in :data:`TUNED`.
@@ -67,6 +73,7 @@ from beamgym.physics.feedback import (
     feedback_error,
     noisy_link_bits_bound,
     quantization_symbols,
+    soft_dequantize,
 )
 from beamgym.structures import TensorDataclass
 
@@ -74,6 +81,7 @@ __all__ = [
     "BASES",
     "MODES",
     "TUNED",
+    "CODEC_DEFAULTS",
     "BeamspaceCodec",
     "BeamspaceFeedbackAgent",
     "decode",
@@ -94,6 +102,14 @@ MODES: tuple[str, ...] = ("polar", "cartesian")
 #: 5-20 dB with margin (observed -14 to 27 dB).
 GAIN_RANGE_DB: tuple[float, float] = (-20.0, 40.0)
 
+#: Codec choices an entry of :data:`TUNED` may leave out: their values then.
+CODEC_DEFAULTS: dict[str, Any] = {
+    "oversampling": 4,
+    "analog": False,
+    "coef_scale": 1.0,
+    "prior_var": None,
+}
+
 #: Tuned codec choices per (env id, link), from the validation-seed tuning
 #: (``benchmarks/beamspace_feedback_000.py --tune``, docs/readings.md#000-beamspace-feedback).
 TUNED: dict[tuple[str, str], dict[str, Any]] = {
@@ -107,11 +123,14 @@ TUNED: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("beamgym/FullyDigitalFDD-v0", "noisy"): {
         "basis": "dft",
-        "window": 4,
+        "window": 9,
         "mode": "cartesian",
         "amp_share": 0.5,
         "gain_bits": 4,
         "symbol_bits": 1,
+        "analog": True,
+        "coef_scale": 2.5,
+        "prior_var": None,
     },
     ("beamgym/FarFieldHybrid-v0", "noiseless"): {
         "basis": "identity",
@@ -170,6 +189,13 @@ class BeamspaceCodec:
         oversampling: Rotations ``O`` of the DFT basis (``basis="dft"``).
         gain_bits: Bits of the gain :math:`20\log_{10}(g/\sqrt{\rm SNR})`, uniform on
             :data:`GAIN_RANGE_DB`.
+        analog: Noisy link only: each coefficient part (``mode="cartesian"``,
+            ``coef_bits = 2 * SYMBOL_BITS``) is ONE use of the link carrying its quantizer
+            level itself (no bits), dequantized softly at the BS; the header still goes bit by
+            bit. ``False``: every field is bits (:func:`link_transmit`).
+        coef_scale: Factor :math:`\alpha \ge 1` on the coefficient parts before the
+            cartesian quantizer (clipped to :math:`[-1, 1]`, divided out at the BS): it spreads
+            the small parts over more of the alphabet (``1``: none).
     """
 
     rows: int
@@ -181,6 +207,8 @@ class BeamspaceCodec:
     basis: str = "dft"
     oversampling: int = 4
     gain_bits: int = 6
+    analog: bool = False
+    coef_scale: float = 1.0
 
     def __post_init__(self) -> None:
         check_int(self.rows, "rows")
@@ -192,6 +220,14 @@ class BeamspaceCodec:
         check_int(self.gain_bits, "gain_bits")
         if self.window > self.dim:
             raise ValueError(f"window must be <= dim = {self.dim}, got {self.window}")
+        if not (math.isfinite(self.coef_scale) and self.coef_scale >= 1.0):
+            raise ValueError(f"coef_scale must be a finite number >= 1, got {self.coef_scale!r}")
+        if self.analog and (self.mode != "cartesian" or self.coef_bits != 2 * SYMBOL_BITS):
+            raise ValueError(
+                f"analog coefficients need mode='cartesian' and coef_bits = {2 * SYMBOL_BITS} "
+                f"(one {SYMBOL_BITS}-bit alphabet level per part), got mode={self.mode!r}, "
+                f"coef_bits={self.coef_bits}"
+            )
         if self.n_coef > 0:
             check_int(self.coef_bits, "coef_bits", minimum=2)
             if self.mode == "polar" and not 1 <= self.amp_bits < self.coef_bits:
@@ -228,10 +264,19 @@ class BeamspaceCodec:
         return (self.coef_bits + 1) // 2, self.coef_bits // 2
 
     @property
+    def header_bits(self) -> int:
+        """Bits before the coefficients: rotation, window start, reference position, gain."""
+        return self.rotation_bits + self.start_bits + self.ref_bits + self.gain_bits
+
+    @property
     def total_bits(self) -> int:
         """Exact message length in bits: header, gain and coefficients."""
-        header = self.rotation_bits + self.start_bits + self.ref_bits + self.gain_bits
-        return header + self.n_coef * (self.coef_bits if self.n_coef else 0)
+        return self.header_bits + self.n_coef * (self.coef_bits if self.n_coef else 0)
+
+    @property
+    def analog_symbols(self) -> int:
+        """Link uses carrying a coefficient part as a level (``analog``), else 0."""
+        return 2 * self.n_coef if self.analog else 0
 
 
 def design_codec(
@@ -246,6 +291,8 @@ def design_codec(
     gain_bits: int = 6,
     oversampling: int = 4,
     max_coef_bits: int = 16,
+    analog: bool = False,
+    coef_scale: float = 1.0,
 ) -> BeamspaceCodec:
     """The largest-window codec of at most ``window`` beams whose message fits ``bits``.
 
@@ -253,7 +300,8 @@ def design_codec(
     bits; the coefficient bits are the budget left after the header and gain, divided evenly
     (the remainder, fewer than ``R L - 1`` bits, is not sent). Polar mode gives
     ``round(amp_share * coef_bits)`` (at least 1, at most ``coef_bits - 1``) to the
-    amplitude.
+    amplitude. ``analog=True`` (noisy link, ``bits`` = link uses at 1 bit each): the window
+    shrinks until the header bits plus two uses per coefficient fit ``bits``.
 
     Args:
         bits: Budget in bits per user.
@@ -266,9 +314,12 @@ def design_codec(
         gain_bits: Bits of the gain.
         oversampling: DFT rotations ``O``.
         max_coef_bits: Cap of the bits per coefficient.
+        analog: Coefficients as analog link uses (:class:`BeamspaceCodec`).
+        coef_scale: Factor on the cartesian coefficient parts (:class:`BeamspaceCodec`).
 
     Returns:
-        The codec, ``total_bits <= bits``.
+        The codec, ``total_bits <= bits`` (analog: ``header_bits + analog_symbols <=
+        bits``).
 
     Raises:
         ValueError: The budget cannot hold even a one-beam message (names the minimum).
@@ -279,8 +330,32 @@ def design_codec(
     if not 0.0 < amp_share < 1.0:
         raise ValueError(f"amp_share must be in (0, 1), got {amp_share!r}")
     smallest = None
+    if analog:
+        for L in range(min(window, dim), 0, -1):
+            codec = BeamspaceCodec(
+                rows,
+                dim,
+                L,
+                2 * SYMBOL_BITS,
+                1,
+                "cartesian",
+                basis,
+                oversampling,
+                gain_bits,
+                analog=True,
+                coef_scale=coef_scale,
+            )
+            smallest = codec.header_bits + codec.analog_symbols
+            if smallest <= bits:
+                return codec
+        raise ValueError(
+            f"bits = {bits} link uses cannot hold a one-beam analog message ({smallest} uses); "
+            "raise bits or lower gain_bits"
+        )
     for L in range(min(window, dim), 0, -1):
-        base = BeamspaceCodec(rows, dim, L, 2, 1, mode, basis, oversampling, gain_bits)
+        base = BeamspaceCodec(
+            rows, dim, L, 2, 1, mode, basis, oversampling, gain_bits, coef_scale=coef_scale
+        )
         header = base.total_bits - 2 * base.n_coef
         if base.n_coef == 0:
             if header <= bits:
@@ -392,8 +467,8 @@ def encode(
             s0 = torch.round(amp * (2**a - 1)).long()
             s1 = torch.round(torch.angle(others) / (2 * math.pi) * 2**p).long() % 2**p
         else:
-            s0 = quantization_symbols(others.real, a)
-            s1 = quantization_symbols(others.imag, p)
+            s0 = quantization_symbols(others.real * codec.coef_scale, a)
+            s1 = quantization_symbols(others.imag * codec.coef_scale, p)
         msg += [_to_bits(s0, a), _to_bits(s1, p)]
     return torch.cat(msg, -1)
 
@@ -403,11 +478,15 @@ def decode(
     codec: BeamspaceCodec,
     dtype: torch.dtype,
     snr_db: torch.Tensor | float = 0.0,
+    parts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""The BS's reconstruction: Long ``[B, K, total_bits]`` -> complex ``[B, K, R, N]``.
 
     Any bit pattern decodes (a corrupted index is clipped to its range), so a noisy link
     never makes the BS fail. ``snr_db`` (scalar or ``[B]``) as given to :func:`encode`.
+    ``parts`` (cartesian mode): real ``[B, K, 2, R L - 1]`` estimates of the levels of the
+    real and imaginary parts (the soft dequantization of the analog link uses) used instead
+    of the dequantized coefficient bits, which are then ignored.
     """
     if bits.shape[-1] != codec.total_bits:
         raise ValueError(f"bits must have {codec.total_bits} per user, got {bits.shape[-1]}")
@@ -438,7 +517,13 @@ def decode(
             phase = out["part1"].to(rd) * (2 * math.pi / 2**p)
             vals = torch.polar(amp, phase)
         else:
-            vals = torch.complex(dequantize(out["part0"], a, rd), dequantize(out["part1"], p, rd))
+            if parts is None:
+                re, im = dequantize(out["part0"], a, rd), dequantize(out["part1"], p, rd)
+            else:
+                re, im = parts[:, :, 0].to(rd), parts[:, :, 1].to(rd)
+            vals = torch.complex(re, im)
+            if codec.coef_scale != 1.0:
+                vals = vals / codec.coef_scale
         j = torch.arange(codec.n_coef, device=bits.device)
         idx = j + (j >= ref[..., None]).long()
         C.scatter_(-1, idx, vals.to(dtype) * g[..., None].to(dtype))
@@ -546,9 +631,13 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         eta: GA step (normalized rule default of ``mmse_ga``).
         eta_rule: ``"normalized"`` or ``"fixed"``.
         seed: Seed of the link-error generator (same seed and calls -> same numbers).
-        window, mode, amp_share, gain_bits, symbol_bits, basis, oversampling: Codec choices
-            (:func:`design_codec`, :func:`link_transmit`); ``None``: the tuned value of
-            :data:`TUNED` for the env and link.
+        window, mode, amp_share, gain_bits, symbol_bits, basis, oversampling, analog,
+            coef_scale: Codec choices (:func:`design_codec`, :func:`link_transmit`);
+            ``None``: the tuned value of :data:`TUNED` for the env and link (or of
+            :data:`CODEC_DEFAULTS`).
+        prior_var: Variance of the Gaussian prior on the levels in the BS's soft
+            dequantization of analog symbols (``None``: uniform); ``None`` given: the tuned
+            value.
     """
 
     def __init__(
@@ -567,10 +656,14 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         symbol_bits: int | None = None,
         basis: str | None = None,
         oversampling: int | None = None,
+        analog: bool | None = None,
+        coef_scale: float | None = None,
+        prior_var: float | None = None,
         **unknown: Any,
     ) -> None:
         codec_keys = ("window", "mode", "amp_share", "gain_bits", "symbol_bits", "basis")
-        valid = ("bits", "link", "q_infer", "eta", "eta_rule", "seed", *codec_keys, "oversampling")
+        extra = ("oversampling", "analog", "coef_scale", "prior_var")
+        valid = ("bits", "link", "q_infer", "eta", "eta_rule", "seed", *codec_keys, *extra)
         check_hyperparameters(self, unknown, valid)
         check_int(bits, "bits")
         check_choice(link, "link", LINKS)
@@ -586,13 +679,16 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
             symbol_bits=symbol_bits,
             basis=basis,
             oversampling=oversampling,
+            analog=analog,
+            coef_scale=coef_scale,
+            prior_var=prior_var,
         )
         hp: dict[str, Any] = {"bits": bits, "link": link, "q_infer": q_infer}
         hp.update({k: v for k, v in given.items() if v is not None})
         if eta != DEFAULT_ETA or eta_rule != DEFAULT_ETA_RULE:
             hp.update(eta=float(eta), eta_rule=eta_rule)
         super().__init__(env, **hp)
-        tuned = {"oversampling": 4, **TUNED[(self.task.env_id, link)]}
+        tuned = {**CODEC_DEFAULTS, **TUNED[(self.task.env_id, link)]}
         choice = {k: tuned[k] if v is None else v for k, v in given.items()}
         check_int(choice["symbol_bits"], "symbol_bits")
         if choice["symbol_bits"] > SYMBOL_BITS:
@@ -600,6 +696,13 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         self.link = link
         self.budget = bits
         symbol_bits = choice.pop("symbol_bits")
+        prior_var = choice.pop("prior_var")
+        if choice["analog"] and link != "noisy":
+            raise ValueError("analog=True needs link='noisy' (analog symbols of the noisy link)")
+        if prior_var is not None and not (math.isfinite(prior_var) and prior_var > 0):
+            raise ValueError(f"prior_var must be a finite number > 0 or None, got {prior_var!r}")
+        #: variance of the Gaussian prior of the soft dequantization (None: uniform levels)
+        self.prior_var = prior_var
         if link == "noisy":
             #: link uses (alphabet symbols) per user and bits carried by each
             self.uses, self.symbol_bits = bits // SYMBOL_BITS, symbol_bits
@@ -607,7 +710,7 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
                 raise ValueError(f"bits must be >= {SYMBOL_BITS} on the noisy link, got {bits}")
         else:
             self.uses, self.symbol_bits = bits, 1
-        payload = self.uses * self.symbol_bits
+        payload = self.uses * (1 if choice["analog"] else self.symbol_bits)
         self.q_infer = q_infer
         self.eta = float(eta)
         self.eta_rule = eta_rule
@@ -636,12 +739,25 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         b, f, k, m, n = H.shape
         X = H.permute(0, 2, 1, 3, 4).reshape(b, k, f * m, n)
         msg = encode(X, self.codec, snr_db)
-        if self.link == "noisy":
+        parts = None
+        if self.codec.analog:
+            head = self.codec.header_bits
+            sent = msg[..., :head]
+            if self.symbol_bits > 1:
+                pad = (-head) % self.symbol_bits
+                sent = torch.cat([sent, sent.new_zeros((b, k, pad))], -1)
+            rx = link_transmit(sent, "noisy", self.symbol_bits, self._gen)[..., :head]
+            nb = SYMBOL_BITS
+            s = _from_bits(msg[..., head:], nb).reshape(b, k, 2, self.codec.n_coef)
+            y = feedback_error(dequantize(s, nb, torch.float64), SIGMA_Z2, self._gen)
+            parts = soft_dequantize(y, nb, SIGMA_Z2, self.prior_var)
+            msg = torch.cat([rx, msg[..., head:]], -1)
+        elif self.link == "noisy":
             pad = self.uses * self.symbol_bits - msg.shape[-1]
             msg = torch.cat([msg, msg.new_zeros((b, k, pad))], -1)
             msg = link_transmit(msg, "noisy", self.symbol_bits, self._gen)
             msg = msg[..., : self.codec.total_bits]
-        X_hat = decode(msg, self.codec, H.dtype, snr_db)
+        X_hat = decode(msg, self.codec, H.dtype, snr_db, parts)
         return X_hat.reshape(b, k, f, m, n).permute(0, 2, 1, 3, 4)
 
     def _design(self, prob: SolverProblem) -> torch.Tensor:
@@ -671,16 +787,22 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         fixed-length message (:attr:`BeamspaceCodec.total_bits`, no source code on top);
         ``noisy_link_upper_bound`` (noisy): ``bits // 4`` times the capacity bound of one use
         (:func:`~beamgym.physics.feedback.noisy_link_bits_bound`); ``payload_bits``: the
-        codec's message bits.
+        codec's message bits (with ``analog`` coefficients: the header bits, 1 per use);
+        ``analog_symbols`` (analog coefficients only): the link uses carrying a coefficient
+        part as a level, whose information is bounded by ``noisy_link_upper_bound`` too.
         """
         msg = float(self.codec.total_bits)
         if self.link == "noiseless":
             return {"symbols_x_bits": msg, "entropy_coded": msg, "payload_bits": msg}
-        return {
+        out = {
             "symbols_x_bits": float(self.uses * SYMBOL_BITS),
             "noisy_link_upper_bound": noisy_link_bits_bound(self.uses),
             "payload_bits": msg,
         }
+        if self.codec.analog:
+            out["payload_bits"] = float(self.codec.header_bits)
+            out["analog_symbols"] = float(self.codec.analog_symbols)
+        return out
 
     def solve(self, known: TensorDataclass) -> Any:
         """Beamformers from what the BS knows, through the feedback chain (module docstring)."""

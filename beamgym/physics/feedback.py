@@ -20,6 +20,8 @@ This module is the ONE place of that link model, used by KD-EDN
   the paper's total variance (docs/readings.md#000-feedback-error);
 * the links :data:`LINKS`: ``"noisy"`` (the paper's link: the alphabet plus the error) and
   ``"noiseless"`` (the symbols, hence the bits, arrive intact);
+* :func:`soft_dequantize`: the BS's conditional-mean (MMSE) estimate of a sent level from
+  the received value;
 * :func:`noisy_link_bits_bound`: an upper bound on the bits ``d`` uses of the noisy link can
   carry (docs/readings.md#000-feedback-accounting).
 """
@@ -41,6 +43,7 @@ __all__ = [
     "noisy_link_bits_bound",
     "quantization_symbols",
     "quantize",
+    "soft_dequantize",
     "symbol_levels",
 ]
 
@@ -140,6 +143,46 @@ def feedback_error(
         return z
     noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device="cpu")
     return z + math.sqrt(sigma_z2) * noise.to(z.device)
+
+
+def soft_dequantize(
+    y: torch.Tensor,
+    bits: int,
+    sigma_z2: float = 0.1,
+    prior_var: float | None = None,
+) -> torch.Tensor:
+    r"""Conditional mean of the sent level given the received value (MMSE dequantization).
+
+    The sender puts one of the :math:`2^b` levels :math:`\ell_s` of :func:`symbol_levels` on
+    the link, the receiver gets :math:`y = \ell_s + \Delta z`, :math:`\Delta z \sim
+    \mathcal N(0, \sigma_z^2)` (eq. (10)); with the prior :math:`p_s` on the levels the
+    minimum mean squared error estimate is
+
+    .. math:: \mathbb E[\ell \mid y] = \frac{\sum_s \ell_s\, p_s\, e^{-(y - \ell_s)^2 /
+              2\sigma_z^2}}{\sum_s p_s\, e^{-(y - \ell_s)^2 / 2\sigma_z^2}},
+
+    :math:`p_s` uniform (``prior_var=None``) or :math:`p_s \propto e^{-\ell_s^2 / 2 v}`
+    (``prior_var=v``: levels near 0 more likely, the shrinkage of small sent values).
+
+    Args:
+        y: Real received values, any shape.
+        bits: Bits ``b`` of the alphabet.
+        sigma_z2: Error variance :math:`\sigma_z^2 > 0`.
+        prior_var: Variance ``v > 0`` of the Gaussian prior on the levels, or ``None``.
+
+    Returns:
+        Real tensor of the shape, dtype and device of ``y``, in the levels' range.
+    """
+    _check_bits(bits)
+    if not (math.isfinite(sigma_z2) and sigma_z2 > 0):
+        raise ValueError(f"sigma_z2 must be a finite number > 0, got {sigma_z2!r}")
+    if prior_var is not None and not (math.isfinite(prior_var) and prior_var > 0):
+        raise ValueError(f"prior_var must be a finite number > 0 or None, got {prior_var!r}")
+    levels = symbol_levels(bits, y.dtype, y.device)
+    logw = -(y[..., None] - levels).square() / (2.0 * sigma_z2)
+    if prior_var is not None:
+        logw = logw - levels.square() / (2.0 * prior_var)
+    return (torch.softmax(logw, -1) * levels).sum(-1)
 
 
 def noisy_link_bits_bound(d: int, bits: int = SYMBOL_BITS, sigma_z2: float = SIGMA_Z2) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -27,6 +28,7 @@ from beamgym.physics.feedback import (
     dequantize,
     noisy_link_bits_bound,
     quantization_symbols,
+    soft_dequantize,
     symbol_levels,
 )
 
@@ -211,3 +213,63 @@ def test_kd_edn_link_parameter_alias_and_accounting() -> None:
     assert fb["symbols_x_bits"] == 128.0
     assert fb["entropy_coded"] == pytest.approx(clean.feedback_cost(known)["coded_bits_per_user"])
     assert evaluate_agent(clean, ds, single_instances=0).summary()["feedback_bits"]["entropy_coded"]
+
+
+def test_soft_dequantize_is_the_conditional_mean() -> None:
+    """Known cases: symmetric at 0, the posterior mean of a 2-level alphabet, tiny noise."""
+    # 1-bit alphabet {-1/2, 1/2}, uniform prior: E[l | y] = tanh(y / (2 sigma^2)) / 2
+    y = torch.tensor([-0.7, -0.1, 0.0, 0.3, 1.2], dtype=torch.float64)
+    got = soft_dequantize(y, 1, 0.2)
+    assert torch.allclose(got, 0.5 * torch.tanh(y / 0.4), atol=1e-12)
+    # by direct summation for the 16-level alphabet and a Gaussian prior
+    levels = symbol_levels(4, torch.float64)
+    w = torch.exp(-((0.37 - levels) ** 2) / (2 * 0.1) - levels**2 / (2 * 0.5))
+    expected = float((w * levels).sum() / w.sum())
+    got = float(soft_dequantize(torch.tensor(0.37, dtype=torch.float64), 4, 0.1, 0.5))
+    assert got == pytest.approx(expected, rel=1e-12)
+    # vanishing noise: the nearest level; the estimate stays inside the levels' range
+    assert float(soft_dequantize(torch.tensor(0.3), 4, 1e-4)) == pytest.approx(0.3125)
+    far = soft_dequantize(torch.tensor([-9.0, 9.0]), 4, 0.1)
+    assert torch.allclose(far, torch.tensor([-15 / 16, 15 / 16]), atol=1e-4)
+    with pytest.raises(ValueError, match="sigma_z2"):
+        soft_dequantize(y, 4, 0.0)
+    with pytest.raises(ValueError, match="prior_var"):
+        soft_dequantize(y, 4, 0.1, -1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_analog_codec_fits_the_link_uses_and_is_exact_without_error(scale: float) -> None:
+    codec = design_codec(32, 1, 64, window=16, gain_bits=4, analog=True, coef_scale=scale)
+    # 2 rotation + 6 start + 4 reference + 4 gain bits, then 2 uses per coefficient
+    assert codec.window == 9 and codec.header_bits == 16
+    assert codec.header_bits + codec.analog_symbols == 32
+    X = _fdd_blocks()
+    msg = encode(X, codec, 15.0)
+    coef = msg[..., codec.header_bits :].reshape(*msg.shape[:2], 2, codec.n_coef, 4)
+    symbols = (coef * torch.tensor([8, 4, 2, 1])).sum(-1)  # the alphabet index of each use
+    parts = dequantize(symbols, 4)  # what an error-free link would deliver
+    same = decode(msg, codec, X.dtype, 15.0, parts)
+    assert torch.allclose(same, decode(msg, codec, X.dtype, 15.0), atol=1e-6)
+    with pytest.raises(ValueError, match="analog coefficients need"):
+        dataclasses.replace(codec, mode="polar")
+    with pytest.raises(ValueError, match="coef_scale"):
+        dataclasses.replace(codec, coef_scale=0.5)
+
+
+@pytest.mark.parametrize("analog", [False, True])
+def test_noisy_link_uses_exactly_d_symbols(analog: bool) -> None:
+    """The link draws one error per use: d = 32 per user, however the codec splits them."""
+    task = make_task(FDD, snr_db=10.0)
+    known = task.known(make_instance_set(FDD, n=3, seed=2, snr_db=10.0).instances)
+    agent = make_agent("beamspace_feedback", task, link="noisy", analog=analog, seed=1)
+    fb = agent.feedback_bits()
+    used = fb["payload_bits"] / agent.symbol_bits + fb.get("analog_symbols", 0.0)
+    assert used == agent.uses == 32 and fb["symbols_x_bits"] == 128
+    before = agent._gen.get_state()
+    agent.solve(known)
+    drawn = torch.Generator().set_state(before)
+    n_users = known.H_est.shape[0] * known.H_est.shape[1]
+    torch.randn(int(used) * n_users, generator=drawn, dtype=torch.float64)
+    assert torch.equal(drawn.get_state(), agent._gen.get_state())
+    with pytest.raises(ValueError, match="analog=True needs link='noisy'"):
+        make_agent("beamspace_feedback", task, link="noiseless", analog=True)
