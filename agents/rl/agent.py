@@ -53,9 +53,8 @@ from beamgym.structures import TensorDataclass
 
 __all__ = ["PPOAgent", "RLAgent", "SACAgent", "TD3Agent", "variant_name"]
 
-#: The env configuration of the committed RL models (the small, hard Rayleigh setting).
+#: The env configuration of the committed RL model (the small, hard Rayleigh setting).
 SMALL_FDD = {"channel": "rayleigh", "N": 4, "K": 4, "snr_db": 10}
-_ENV_KWARGS = {"beamgym/FullyDigitalFDD-v0": SMALL_FDD}
 
 
 def variant_name(env_kwargs: dict[str, Any]) -> str:
@@ -257,7 +256,6 @@ _DESCRIPTION = (
     env_ids=ENV_IDS,
     description=_DESCRIPTION.format(algo="PPO")
     + "; committed model: FullyDigitalFDD rayleigh N=4 K=4 10 dB",
-    env_kwargs=_ENV_KWARGS,
     trainer="agents.rl.train:main",
     checkpoint=None,
 )
@@ -271,7 +269,6 @@ class PPOAgent(RLAgent):
     "sac",
     env_ids=ENV_IDS,
     description=_DESCRIPTION.format(algo="SAC"),
-    env_kwargs=_ENV_KWARGS,
     trainer="agents.rl.train:main",
     checkpoint=None,
 )
@@ -285,7 +282,6 @@ class SACAgent(RLAgent):
     "td3",
     env_ids=ENV_IDS,
     description=_DESCRIPTION.format(algo="TD3"),
-    env_kwargs=_ENV_KWARGS,
     trainer="agents.rl.train:main",
     checkpoint=None,
 )

@@ -1,8 +1,9 @@
 r"""Training of the RL baselines (PPO, SAC, TD3 of stable-baselines3) and their command line.
 
-``python examples/train.py --agent ppo --env ID [--env-kw ...] [--wrapper W] [--total-steps N]
-[--seed S]`` trains the SB3 algorithm on the native batched vector env of ``ID`` seen through
-the action wrapper ``W`` (default per env: :data:`agents.rl.model.DEFAULT_WRAPPER`), logs the
+``examples/train.py --agent ppo|sac|td3`` with ``--env``, ``--env-kw``, ``--wrapper``,
+``--total-steps`` and ``--seed`` (:func:`main`) trains the SB3 algorithm on the native batched
+vector env of the env id seen through the action wrapper (default per env:
+:data:`agents.rl.model.DEFAULT_WRAPPER`), logs the
 learning curve (env steps, wall seconds, mean reward and metric of the training steps;
 TensorBoard with ``--tensorboard DIR``), scores the deterministic policy on a validation set
 (seed :data:`VALIDATION_SEED`, never the harness's test seed) before and after training, and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -202,3 +203,9 @@ def test_committed_ppo_model_fits_its_setting() -> None:
     assert cfg["command"].startswith("python examples/train.py --agent ppo")
     size = agent.checkpoint_path.stat().st_size
     assert size < 2_000_000
+    # the Gymnasium path: the raw action steps the unwrapped env
+    env = gym.make(FDD, **SMALL_FDD)
+    obs, _ = env.reset(seed=0)
+    action, state = agent.predict(obs)
+    assert state is None and env.action_space.contains(action)
+    assert np.isfinite(env.step(action)[1])
