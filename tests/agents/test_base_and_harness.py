@@ -45,7 +45,12 @@ def test_every_agent_runs_through_the_harness_and_predict(name: str, env_id: str
     task = make_task(env_id, **kw)
     agent = make_agent(name, task)
     ds = make_instance_set(env_id, n=4, seed=5, **kw)
-    res = evaluate_agent(agent, ds, batch_size=3, trace=True, single_instances=1)
+    try:
+        res = evaluate_agent(agent, ds, batch_size=3, trace=True, single_instances=1)
+    except CheckpointError as exc:  # a learned agent without a model for this configuration
+        if not agent.learnable or "train one with: python examples/train.py" not in str(exc):
+            raise
+        pytest.skip(f"{name} has no model for {env_id} {kw}")
     assert res.mode == "solve"
     assert res.metric.shape == (4,) and np.isfinite(res.metric).all()
     assert res.latency_batched_s > 0 and res.latency_single_s > 0

@@ -22,6 +22,9 @@ LEARN_BUDGETS: dict[str, dict] = {
     "upga_m_sparse": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
     "upga_m_quantized": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
     "modular_cnn": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "n_val": 4},
+    "ppo": {"total_steps": 64, "num_envs": 8, "batch_size": 32, "n_epochs": 1, "n_val": 4},
+    "sac": {"total_steps": 64, "num_envs": 8, "batch_size": 16, "learning_starts": 16, "n_val": 4},
+    "td3": {"total_steps": 64, "num_envs": 8, "batch_size": 16, "learning_starts": 16, "n_val": 4},
 }
 
 
