@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +35,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import agents  # noqa: E402
 import beamgym  # noqa: E402
-from agents.base import canonical_agent_name, make_agent, registered_agents  # noqa: E402
+from agents.base import (  # noqa: E402
+    CheckpointError,
+    canonical_agent_name,
+    make_agent,
+    registered_agents,
+)
 from agents.cli import (  # noqa: E402
     check_output_folder,
     dataclass_from_args,
@@ -406,7 +412,11 @@ def main(argv: list[str] | None = None) -> None:
         print_registry()
         return
     t0 = time.perf_counter()
-    results = run(args)
+    try:
+        results = run(args)
+    except CheckpointError as exc:  # e.g. an RL agent with no trained model for this env
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     print_table(results)
     out = args.out or Path("runs") / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
     write_outputs(results, out)

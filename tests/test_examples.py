@@ -242,3 +242,14 @@ def test_train_help_lists_the_registered_trainers() -> None:
     assert "cnn_004" not in out.stdout  # a deprecated alias is not listed
     out = _run("--agent", "upga_m", "--help", script=train)
     assert out.returncode == 0 and "--s-max" in out.stdout and "--J" in out.stdout
+
+
+def test_an_agent_without_a_trained_model_ends_with_one_error_line(capsys, tmp_path) -> None:
+    evaluate = _load_script("evaluate")
+    argv = ["--agent", "sac", "--env-kw", "channel=rayleigh", "N=4", "K=4", "--episodes", "2"]
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main([*argv, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: no committed sac model" in err and "python examples/train.py --agent sac" in err
+    assert not (tmp_path / "out").exists()
