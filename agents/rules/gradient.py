@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from agents.rules.problem import canonical_channel, check_power_weight
-from beamgym._validation import check_int, check_positive, check_tensor
-from beamgym.physics.metrics import as_noise, as_power, mimo_rates, miso_rates, sum_rate_gradient
+from agents.rules.problem import canonical_channel, iterative_start
+from beamgym._validation import check_int, check_positive
+from beamgym.physics.metrics import as_noise, mimo_rates, miso_rates, sum_rate_gradient
 from beamgym.physics.projections import normalize_power
 
 __all__ = [
@@ -158,18 +158,8 @@ def gradient_ascent(
     eta = check_positive(eta, "eta")
     if eta_rule not in ETA_RULES:
         raise ValueError(f"eta_rule must be one of {ETA_RULES}, got {eta_rule!r}")
-    H5 = canonical_channel(H)
-    b, _, k, m, n = H5.shape
-    check_tensor(W0, "W0", ndim=3, complex_=True)
-    if W0.shape != (b, n, k * m) or W0.dtype != H5.dtype:
-        raise ValueError(
-            f"W0 must be [B, N, K*M] = [{b}, {n}, {k * m}] with H's dtype {H5.dtype}, got "
-            f"{tuple(W0.shape)} {W0.dtype}"
-        )
-    p = as_power(power, b, H5)
-    s2 = as_noise(noise_var, b, 1, H5)[:, 0]
-    Q = None if power_weight is None else check_power_weight(power_weight, b, n, H5)
-    W = normalize_power(W0, p, Q)
+    H5, p, s2, Q, W = iterative_start(H, W0, power, noise_var, power_weight)
+    b, _, k = H5.shape[:3]
     if eta_rule == "fixed":
         step = torch.full((b,), eta, dtype=p.dtype, device=p.device)
     else:

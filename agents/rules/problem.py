@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -29,6 +29,7 @@ from beamgym._validation import check_tensor
 from beamgym.envs.far_field_hybrid import FarFieldHybridKnown, FarFieldHybridTask
 from beamgym.envs.fully_digital_fdd import FullyDigitalFDDKnown, FullyDigitalFDDTask
 from beamgym.envs.near_field_hybrid import NearFieldHybridKnown, NearFieldHybridTask
+from beamgym.physics.metrics import as_noise, as_power
 from beamgym.physics.precoding import (
     mmse_beamformer,
     mrt_beamformer,
@@ -44,6 +45,7 @@ __all__ = [
     "SolverProblem",
     "canonical_channel",
     "check_power_weight",
+    "iterative_start",
     "initial_beamformer",
     "problem_from_known",
     "register_solver_env",
@@ -183,6 +185,55 @@ def check_power_weight(Q: torch.Tensor | None, b: int, n: int, like: torch.Tenso
             f"power_weight must be [N, N] or [B, N, N] = [{b}, {n}, {n}], got {tuple(Q.shape)}"
         )
     return Q.to(like.dtype)
+
+
+class IterativeStart(NamedTuple):
+    """The checked inputs of an iterative rule and its full-power starting point."""
+
+    H5: torch.Tensor
+    """Complex ``[B, F, K, M, N]`` channel (:func:`canonical_channel`)."""
+    power: torch.Tensor
+    """Real ``[B]`` budget :math:`P`."""
+    noise_var: torch.Tensor
+    """Real ``[B]`` noise variance."""
+    power_weight: torch.Tensor | None
+    r"""``None`` or complex ``[B, N, N]`` weight :math:`\mathbf Q`."""
+    W: torch.Tensor
+    """Complex ``[B, N, K*M]`` start ``W0`` scaled to full power (:func:`normalize_power`)."""
+
+
+def iterative_start(
+    H: torch.Tensor,
+    W0: torch.Tensor,
+    power: float | torch.Tensor,
+    noise_var: float | torch.Tensor,
+    power_weight: torch.Tensor | None,
+) -> IterativeStart:
+    r"""Check the inputs shared by the iterative rules (GA, WMMSE) and scale ``W0`` to full power.
+
+    Args:
+        H: ``[B, K, N]``, ``[B, K, M, N]`` or ``[B, F, K, M, N]`` complex channel.
+        W0: Complex ``[B, N, K*M]`` initial beamformer, in ``H``'s dtype.
+        power: Budget :math:`P`: a positive number or a real ``[B]`` tensor.
+        noise_var: Noise variance: a number or a real ``[B]`` tensor.
+        power_weight: ``None`` or the ``[N, N]`` / ``[B, N, N]`` weight :math:`\mathbf Q`.
+
+    Raises:
+        ValueError: ``W0`` of another shape or dtype than ``H`` requires (named), or bad
+            ``power`` / ``noise_var`` / ``power_weight``.
+    """
+    H5 = canonical_channel(H)
+    b, _, k, m, n = H5.shape
+    check_tensor(W0, "W0", ndim=3, complex_=True)
+    if W0.shape != (b, n, k * m) or W0.dtype != H5.dtype:
+        raise ValueError(
+            f"W0 must be [B, N, K*M] = [{b}, {n}, {k * m}] with H's dtype {H5.dtype}, got "
+            f"{tuple(W0.shape)} {W0.dtype}"
+        )
+    p = as_power(power, b, H5)
+    s2 = as_noise(noise_var, b, 1, H5)[:, 0]
+    Q = None if power_weight is None else check_power_weight(power_weight, b, n, H5)
+    return IterativeStart(H5, p, s2, Q, normalize_power(W0, p, Q))
 
 
 # ---- env adapters: the ONE place that knows the envs ---------------------------------------------

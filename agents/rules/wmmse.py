@@ -16,9 +16,8 @@ import math
 import torch
 
 from agents.rules.gradient import band_sum_rate
-from agents.rules.problem import canonical_channel, check_power_weight
-from beamgym._validation import check_int, check_positive, check_tensor
-from beamgym.physics.metrics import as_noise, as_power
+from agents.rules.problem import iterative_start
+from beamgym._validation import check_int, check_positive
 from beamgym.physics.projections import normalize_power
 
 __all__ = ["WMMSEResult", "wmmse"]
@@ -263,19 +262,9 @@ def wmmse(
     tol = check_positive(tol, "tol")
     max_iter = check_int(max_iter, "max_iter")
     newton_steps = check_int(newton_steps, "newton_steps")
-    H5 = canonical_channel(H)
+    H5, p, s2, Qb, W = iterative_start(H, W0, power, noise_var, power_weight)
     b, _, k, m, n = H5.shape
-    check_tensor(W0, "W0", ndim=3, complex_=True)
-    if W0.shape != (b, n, k * m) or W0.dtype != H5.dtype:
-        raise ValueError(
-            f"W0 must be [B, N, K*M] = [{b}, {n}, {k * m}] with H's dtype {H5.dtype}, got "
-            f"{tuple(W0.shape)} {W0.dtype}"
-        )
-    p = as_power(power, b, H5)
-    s2 = as_noise(noise_var, b, 1, H5)[:, 0]
-    Qb = None if power_weight is None else check_power_weight(power_weight, b, n, H5)
     LQ = None if Qb is None else _cholesky_jitter(Qb)[0]
-    W = normalize_power(W0, p, Qb)
     trace = [W] if return_trace else None
     active = torch.ones(b, dtype=torch.bool, device=H5.device)
     converged = torch.zeros_like(active)
