@@ -16,19 +16,9 @@ uplink fixed point of [58, Alg. 2], eqs. 22-23 and 34) is the pure batched rule
 :func:`agents.rules.greedy.greedy_hybrid_beamforming`; these agents pass it the known CSI and
 the (margin-raised) targets.
 
-Infeasible instances (uplink fixed point diverging or not converging, non-positive or
-undefined downlink powers of eq. 22, or a design power above :math:`P_{\max}`) are flagged in
-:class:`GreedySolution` ``feasible`` (and in ``agent.last_info`` after ``solve``), never raised:
-their beamformer is still returned, with negative / undefined powers clipped to 0 and the
-total scaled to :math:`P_{\max}` by eq. (34), as the paper's model does (Sec. IV-E: "a failure
-to satisfy the QoS constraints is clearly indicated").
-
-References:
-    [002] Schynol, Pesavento, "Hybrid Downlink Beamforming with Outage Constraints under
-          Imperfect CSI using Model-Driven Deep Learning".
-    [35]  Greedy correction codebook-based hybrid beamforming (paper 002's ref. [35], Alg. 2).
-    [58]  Schubert, Boche, iterative multiuser uplink/downlink beamforming (paper 002's ref.
-          [58], Alg. 2).
+Infeasible instances are flagged in :class:`~agents.rules.greedy.GreedySolution` ``feasible``
+(and in ``agent.last_info`` after ``solve``), never raised; see the rule's docstring for how
+their beamformer is returned. References: :mod:`agents.rules.greedy`.
 """
 
 from __future__ import annotations

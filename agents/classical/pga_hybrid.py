@@ -2,22 +2,8 @@ r"""Agents of paper 003's projected gradient ascent (PGA) for hybrid beamforming
 
 Paper 003 (Nguyen, Nguyen, Shlezinger, Swindlehurst, Juntti, *Fast Deep Unfolded Hybrid
 Beamforming in Multiuser Large MIMO Systems*) maximizes the sum-rate eq. (4) of a fully
-connected hybrid precoder :math:`\mathbf F\mathbf W` (problem (5)) by alternating projected
-gradient steps, Algorithm 1 (Sec. III):
-
-.. math::
-    \mathbf F_{(i,j+1)} = \mathcal P_{\rm uc}\big(\mathbf F_{(i,j)} + \mu_{(i)}
-        \nabla_{\mathbf F} R(\mathbf F_{(i,j)}, \mathbf W_{(i)})\big),\quad j < J
-        \qquad\text{(eq. (6), (7))}
-
-.. math::
-    \mathbf W_{(i+1)} = \sqrt{P_t}\,\frac{\mathbf W_{(i)} + \lambda_{(i)}
-        \nabla_{\mathbf W} R(\mathbf F_{(i+1)}, \mathbf W_{(i)})}
-        {\|\mathbf F_{(i+1)}(\mathbf W_{(i)} + \lambda_{(i)}\nabla_{\mathbf W} R)\|_F}
-        \qquad\text{(eq. (8), (9))}
-
-from the start of eq. (12)-(13), with :math:`\mathcal P_{\rm uc}` the entry-wise unit-modulus
-projection eq. (7) and :math:`\mathbf F_{(i+1)} = \mathbf F_{(i,J)}`.
+connected hybrid precoder by alternating projected gradient steps, Algorithm 1 (Sec. III,
+eq. (6)-(13)); the equations are in :mod:`agents.rules.pga`.
 
 Contents (the rule itself, :func:`~agents.rules.pga.pga` / :func:`~agents.rules.pga.
 pga_iteration`, lives in :mod:`agents.rules.pga`, shared with the unfolded model):
