@@ -27,7 +27,7 @@ import torch
 from agents.cli import TRAIN_SCRIPT, output_folder, positive_int
 from agents.pretrained import write_checkpoint
 
-__all__ = ["Panel", "Series", "progress_bar", "run_parser", "write_run"]
+__all__ = ["Panel", "Series", "loss_and_rate_panels", "progress_bar", "run_parser", "write_run"]
 
 
 class Series(NamedTuple):
@@ -45,6 +45,35 @@ class Panel(NamedTuple):
     xlabel: str
     ylabel: str
     series: Sequence[Series]
+
+
+def loss_and_rate_panels(
+    title: str, history: Sequence[dict], rate_label: str, train_label: str
+) -> tuple[Panel, Panel]:
+    """The two panels of an epoch-based trainer: training loss, and train / validation rate.
+
+    Args:
+        title: Title of the loss panel (agent and env).
+        history: Rows with ``epoch``, ``loss``, ``train_rate`` and ``val_rate``; row 0 is the
+            evaluation before training (no loss, no training rate).
+        rate_label: y-axis label of the rate panel (with its unit).
+        train_label: Legend of the training-rate line.
+    """
+    ep = [r["epoch"] for r in history]
+    return (
+        Panel(
+            title, "epoch", "training loss", [Series("", ep[1:], [r["loss"] for r in history[1:]])]
+        ),
+        Panel(
+            "rate",
+            "epoch",
+            rate_label,
+            [
+                Series(train_label, ep[1:], [r["train_rate"] for r in history[1:]]),
+                Series("validation (hard projection)", ep, [r["val_rate"] for r in history]),
+            ],
+        ),
+    )
 
 
 def run_parser(

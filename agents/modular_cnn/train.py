@@ -23,7 +23,7 @@ from agents.cli import add_dataclass_arguments, dataclass_from_args, parse_env_k
 from agents.modular_cnn.model import ENV_ID, CNNBeamformer
 from agents.pretrained import env_config_dict, write_checkpoint
 from agents.rules.pga_momentum import ModularProblem
-from agents.runs import Panel, Series, progress_bar, run_parser, write_run
+from agents.runs import loss_and_rate_panels, progress_bar, run_parser, write_run
 from beamgym._validation import check_int, check_positive
 from beamgym.envs.modular_uplink import ModularUplinkKnown, ModularUplinkTask
 
@@ -261,7 +261,6 @@ def main(argv: Sequence[str]) -> Path:
     bar.close()  # type: ignore[attr-defined]
     meta = checkpoint_config(task, net, config, info)
     meta["result"] = dict(info)
-    ep = [r["epoch"] for r in history]
     out = write_run(
         ns.out or Path("runs") / ns.agent,
         state=net.state_dict(),
@@ -270,22 +269,8 @@ def main(argv: Sequence[str]) -> Path:
         seconds=seconds,
         rows=history,
         fields=LOG_FIELDS,
-        panels=(
-            Panel(
-                f"{ns.agent} ({ENV_ID})",
-                "epoch",
-                "training loss",
-                [Series("", ep[1:], [r["loss"] for r in history[1:]])],
-            ),
-            Panel(
-                "rate",
-                "epoch",
-                "rate (per-user nats)",
-                [
-                    Series("train", ep[1:], [r["train_rate"] for r in history[1:]]),
-                    Series("validation (hard projection)", ep, [r["val_rate"] for r in history]),
-                ],
-            ),
+        panels=loss_and_rate_panels(
+            f"{ns.agent} ({ENV_ID})", history, "rate (per-user nats)", "train"
         ),
     )
     print(f"trained {ns.agent} in {seconds:.1f} s -> {out}")

@@ -40,7 +40,7 @@ from agents.classical.modular import DEFAULT_BETAS, WIDE_MUS, grid_search_pga_m
 from agents.cli import add_dataclass_arguments, dataclass_from_args
 from agents.pretrained import env_config_dict, read_checkpoint, write_checkpoint
 from agents.rules.pga_momentum import random_unit_modulus_panels
-from agents.runs import Panel, Series, progress_bar, run_parser, write_run
+from agents.runs import loss_and_rate_panels, progress_bar, run_parser, write_run
 from agents.upga_m.model import (
     ENV_ID,
     WEIGHTINGS,
@@ -500,7 +500,6 @@ def main(argv: Sequence[str]) -> Path:
     seconds = time.perf_counter() - t0
     bar.close()  # type: ignore[attr-defined]
     meta["result"] = {k: v for k, v in info.items() if k != "grid_table"}
-    ep = [r["epoch"] for r in history]
     out = write_run(
         ns.out or Path("runs") / ns.agent,
         state=state,
@@ -509,22 +508,8 @@ def main(argv: Sequence[str]) -> Path:
         seconds=seconds,
         rows=history,
         fields=LOG_FIELDS,
-        panels=(
-            Panel(
-                f"{ns.agent} ({ENV_ID})",
-                "epoch",
-                "training loss",
-                [Series("", ep[1:], [r["loss"] for r in history[1:]])],
-            ),
-            Panel(
-                "rate",
-                "epoch",
-                "rate at J (per-user nats)",
-                [
-                    Series("train (surrogate)", ep[1:], [r["train_rate"] for r in history[1:]]),
-                    Series("validation (hard projection)", ep, [r["val_rate"] for r in history]),
-                ],
-            ),
+        panels=loss_and_rate_panels(
+            f"{ns.agent} ({ENV_ID})", history, "rate at J (per-user nats)", "train (surrogate)"
         ),
     )
     print(f"trained {ns.agent} in {seconds:.1f} s -> {out}")
