@@ -32,7 +32,7 @@ import math
 
 import torch
 
-from beamgym._validation import check_int
+from beamgym._validation import check_int, check_tensor
 
 __all__ = [
     "LINKS",
@@ -94,8 +94,12 @@ def quantization_symbols(z: torch.Tensor, bits: int) -> torch.Tensor:
 
     Returns:
         Long tensor of the shape of ``z``.
+
+    Raises:
+        ValueError: ``z`` is not a real tensor or holds NaN/inf (a NaN has no cell).
     """
     levels = 2 ** _check_bits(bits)
+    check_tensor(z, "z", complex_=False)
     s = torch.floor((z.detach().clamp(-1.0, 1.0) + 1.0) * (levels / 2.0))
     return s.clamp(0, levels - 1).to(torch.long)
 
@@ -174,6 +178,7 @@ def soft_dequantize(
         Real tensor of the shape, dtype and device of ``y``, in the levels' range.
     """
     _check_bits(bits)
+    check_tensor(y, "y", complex_=False)
     if not (math.isfinite(sigma_z2) and sigma_z2 > 0):
         raise ValueError(f"sigma_z2 must be a finite number > 0, got {sigma_z2!r}")
     if prior_var is not None and not (math.isfinite(prior_var) and prior_var > 0):

@@ -273,3 +273,17 @@ def test_noisy_link_uses_exactly_d_symbols(analog: bool) -> None:
     assert torch.equal(drawn.get_state(), agent._gen.get_state())
     with pytest.raises(ValueError, match="analog=True needs link='noisy'"):
         make_agent("beamspace_feedback", task, link="noiseless", analog=True)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_link_functions_reject_non_finite_values(bad: float) -> None:
+    from beamgym.physics import feedback
+
+    x = torch.tensor([0.1, bad])
+    for fn, name in [
+        (lambda: feedback.quantization_symbols(x, 4), "z"),
+        (lambda: feedback.quantize(x, 4), "z"),
+        (lambda: feedback.soft_dequantize(x, 4, 0.1), "y"),
+    ]:
+        with pytest.raises(ValueError, match=rf"\b{name}\b"):
+            fn()
