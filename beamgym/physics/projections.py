@@ -245,6 +245,8 @@ def normalize_power(
 def full_power_scale(pw: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
     r"""The factor :math:`\sqrt{P / p(\mathbf W)}` of :func:`normalize_power` (0 where p = 0).
 
+    Paper 000 Sec. III-A3 (normalization layer) and eq. (24) (hybrid), paper 003 eq. (9).
+
     Exposed for callers that need the power :math:`p(\mathbf W)` itself as well (the envs'
     action maps report whether the scaling changed the design), so that they compute it once
     and apply the one normalization of :func:`normalize_power`.
