@@ -267,11 +267,18 @@ def _skipped(sub: Any) -> list[str]:
         if rows.empty:
             continue
         reasons: dict[str, str] = {}
+        snrs: dict[str, list[float]] = {}
         for r in rows.itertuples():
             reasons.setdefault(r.agent_name, _short(r.reason))
+            if not math.isnan(r.snr_db):
+                snrs.setdefault(r.agent_name, []).append(r.snr_db)
+        all_snrs = sorted({s for s in sub["snr_db"] if not math.isnan(s)})
         lines.append(f"{title} ({len(reasons)} agent{'s' if len(reasons) > 1 else ''}):")
         lines.append("")
-        lines += [f"- `{a}`: {why}" for a, why in sorted(reasons.items())]
+        for a, why in sorted(reasons.items()):
+            at = sorted(snrs.get(a, []))
+            where = "" if at == all_snrs else f" (at {', '.join(f'{s:g}' for s in at)} dB)"
+            lines.append(f"- `{a}`{where}: {why}")
         lines.append("")
     return lines
 
@@ -280,6 +287,10 @@ def _short(reason: str, limit: int = 220) -> str:
     text = " ".join(str(reason).split())
     text = text.replace(str(Path(__file__).resolve().parent.parent) + "/", "")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: Agents drawn dashed: the learned ones (their colours repeat after 20 agents).
+_LINESTYLE_DASHED = {"kd_edn", "kd_edn_q0", "edn_supervised", "edn_unsupervised", "ppo"}
 
 
 def _pyplot() -> Any:
@@ -291,10 +302,29 @@ def _pyplot() -> Any:
     return plt
 
 
+def _color(agent: str) -> Any:
+    """One colour per registered agent, the same in every plot."""
+    from agents.base import registered_agents
+
+    plt = _pyplot()
+    names = sorted(registered_agents())
+    index = names.index(agent) if agent in names else len(names)
+    return plt.get_cmap("tab20")(index % 20)
+
+
 def _draw(ax: Any, ok: Any, metric: str, title: str) -> None:
     for name, g in ok.groupby("agent_name", sort=True):
         g = g.sort_values("snr_db")
-        ax.errorbar(g["snr_db"], g["metric_mean"], g["metric_ci95"].fillna(0.0), label=name[:40])
+        style = "--" if g["agent"].iloc[0] in _LINESTYLE_DASHED else "-"
+        ax.errorbar(
+            g["snr_db"],
+            g["metric_mean"],
+            g["metric_ci95"].fillna(0.0),
+            label=g["agent"].iloc[0] if name.startswith(g["agent"].iloc[0] + "(") else name[:40],
+            color=_color(g["agent"].iloc[0]),
+            linestyle=style,
+            marker=".",
+        )
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=8)
@@ -317,11 +347,22 @@ def _summary_plot(plotted: list[tuple[str, Any]], path: Path) -> None:
     n = len(plotted)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols + 2.2, 3.3 * rows), squeeze=False)
     for ax, (group, ok) in zip(axes.flat, plotted, strict=False):
         _draw(ax, ok, ok["metric_name"].iloc[0], group)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="center right",
+        fontsize=7,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0, 0.87, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)

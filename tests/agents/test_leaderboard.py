@@ -64,7 +64,7 @@ def test_ranking_follows_metric_sign_and_lists_skips(tmp_path: Path) -> None:
         1:
     ] == ["`mmse`", "`zf`", "`mrt`"]
     assert "| 1 | `mmse` | 18.00 ± 0.10 | 8.00 | 23.00 |" in rate
-    assert "- `kd_edn`: no model" in rate
+    assert "- `kd_edn` (at 15 dB): no model" in rate
     # lower is better: the smallest power first, with the outage and the paper's 8.86
     order = [line.split("|")[2].strip() for line in power.splitlines() if line.startswith("| ")]
     assert order[1:] == ["`ghbf_perf`", "`ghbf_marg`", "`random`"]
