@@ -277,3 +277,19 @@ def test_cell_on_cuda_matches_cpu() -> None:
     gpu = run_cell(Cell(FDD, kw, "wmmse", {}, TEST_SEED, 32, device="cuda"))
     assert gpu["status"] == "ok", gpu["reason"]
     assert gpu["metric_mean"] == pytest.approx(cpu["metric_mean"], rel=1e-3)
+
+
+def test_readme_sweep_commands_parse() -> None:
+    import shlex
+
+    from agents.cli import dataclass_from_args, dataclass_parser
+
+    sweep = _load_script("sweep")
+    text = (ROOT / "README.md").read_text()
+    found = re.findall(r"python examples/sweep\.py([^\n`#]*)", text)
+    assert len(found) >= 3
+    parser = dataclass_parser(sweep.Args)
+    for line in found:
+        args = dataclass_from_args(sweep.Args, parser.parse_args(shlex.split(line)), parser=parser)
+        spec = sweep.spec_of(args)  # names, keywords and values checked
+        assert spec.groups
