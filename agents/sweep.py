@@ -21,6 +21,8 @@ Spec format (TOML; YAML has the same keys)::
     seeds = [1000003]              # test-set seeds (default: TEST_SEED)
     batch = 512                    # instances per batched solve
     snr_db = [5.0, 10.0]           # default SNR grid of the groups (envs with snr_db)
+    device = "cpu"                 # torch device of every cell ("cuda", "cuda:1")
+    threads = 1                    # torch intra-op threads per cell
 
     [[envs]]
     id = "beamgym/FullyDigitalFDD-v0"

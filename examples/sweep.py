@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,21 @@ def spec_of(args: Args) -> SweepSpec:
     return spec_from_dict(data)
 
 
+def flag_names(message: str) -> str:
+    """A spec error about the group built from flags, with its fields named as the flags."""
+    subs = [
+        (r"envs\[0\]\.kwargs\.(\w+)", r"--env-kw \1"),
+        (r"envs\[0\]\.kwargs / snr_db", "--env-kw / --snr-db"),
+        (r"envs\[0\]\.agents(\[\d+\])?", "--agent"),
+        (r"envs\[0\]\.snr_db(\[\d+\])?", "--snr-db"),
+        (r"envs\[0\]\.id", "--env"),
+        (r"^seeds(\[\d+\])?", "--seeds"),
+    ]
+    for pattern, flag in subs:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = dataclass_parser(Args)
     args = dataclass_from_args(Args, parser.parse_args(argv), parser=parser)
@@ -131,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         spec = spec_of(args)
         cells, skipped = expand(spec)  # every check, before any cell runs
     except (SpecError, ValueError) as exc:
-        parser.error(str(exc))
+        parser.error(str(exc) if args.spec is not None else flag_names(str(exc)))
     print(f"{len(cells)} cells to evaluate, {len(skipped)} skipped ({args.out})")
     if args.dry_run:
         for c in cells:

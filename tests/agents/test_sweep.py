@@ -115,6 +115,23 @@ def test_spec_file_toml(tmp_path: Path) -> None:
         load_spec(path)
 
 
+def test_spec_file_yaml(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "episodes: 8\nseeds: [1, 2]\nenvs:\n  - id: beamgym/OutageHybrid-v0\n"
+        "    agents: [random]\n    kwargs: {constraint_groups: [true, false]}\n"
+    )
+    cells, _ = expand(load_spec(path))
+    assert len(cells) == 2 * 2
+    assert {(c.seed, c.env_kwargs["constraint_groups"]) for c in cells} == {
+        (1, True),
+        (1, False),
+        (2, True),
+        (2, False),
+    }
+
+
 # ---- a cell is exactly examples/evaluate.py's evaluation ----------------------------------------
 def test_cell_identical_to_evaluate_py() -> None:
     ev = _load_script("evaluate")
@@ -209,7 +226,10 @@ def test_cli_refuses_bad_spec_and_dry_runs(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as exc:
         sweep.main(["--env", FDD, "--agent", "mmse", "--env-kw", "Q=1"])
     assert exc.value.code == 2
-    assert "envs[0].kwargs.Q" in capsys.readouterr().err
+    assert "--env-kw Q: beamgym/FullyDigitalFDD-v0 has no keyword 'Q'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sweep.main(["--env", FDD, "--agent", "mmse", "pga"])
+    assert "error: --agent: agent 'pga' does not support" in capsys.readouterr().err
     sweep.main(
         ["--env", FDD, "--agent", "mmse", "--env-kw", "N=4", "N=8", "--snr-db", "5", "--dry-run"]
     )
