@@ -13,7 +13,7 @@ Needs optuna (``pip install -e ".[tune]"``). Writes every trial (parameters, val
 rate, seconds) and the best parameters to ``--out`` as JSON.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/rl_tuning.py [--trials 8] [--steps 150000]
+    OMP_NUM_THREADS=1 python benchmarks/rl_tuning.py [--trials 6] [--steps 100000]
         [--out benchmarks/results/rl_tuning_fdd_hard.json]
 """
 
@@ -68,8 +68,8 @@ def recipe(params: dict[str, Any], steps: int, n_val: int) -> RLTrainConfig:
 def main(argv: list[str] | None = None) -> None:
     """Run the study and write the record."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, default=8, help="number of trials (2 enqueued)")
-    p.add_argument("--steps", type=int, default=150_000, help="env steps per trial")
+    p.add_argument("--trials", type=int, default=6, help="number of trials (2 enqueued)")
+    p.add_argument("--steps", type=int, default=100_000, help="env steps per trial")
     p.add_argument("--n-val", type=int, default=500, help="validation instances per trial")
     p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/rl_tuning_fdd_hard.json"))

@@ -245,9 +245,10 @@ class RLAgent(Agent):
 
 
 _DESCRIPTION = (
-    "stable-baselines3 {algo} baseline (MlpPolicy) in an action wrapper (optimal-structure "
-    "on FullyDigitalFDD, residual on the hybrids, phase on ModularUplink, margin on "
-    "OutageHybrid); trained with examples/train.py"
+    "stable-baselines3 {algo} baseline (MlpPolicy) in an action wrapper (default: "
+    "optimal-structure on FullyDigitalFDD, residual on the hybrids, phase on ModularUplink, "
+    "margin on OutageHybrid; a model keeps the wrapper it was trained in); trained with "
+    "examples/train.py"
 )
 
 
@@ -255,7 +256,7 @@ _DESCRIPTION = (
     "ppo",
     env_ids=ENV_IDS,
     description=_DESCRIPTION.format(algo="PPO")
-    + "; committed model: FullyDigitalFDD rayleigh N=4 K=4 10 dB",
+    + "; committed models: every env at its defaults, FullyDigitalFDD rayleigh N=4 K=4 10 dB",
     trainer="agents.rl.train:main",
     checkpoint=None,
 )

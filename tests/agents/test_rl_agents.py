@@ -209,3 +209,21 @@ def test_committed_ppo_model_fits_its_setting() -> None:
     action, state = agent.predict(obs)
     assert state is None and env.action_space.contains(action)
     assert np.isfinite(env.step(action)[1])
+
+
+@pytest.mark.parametrize("env_id", sorted(DEFAULT_WRAPPER))
+def test_ppo_has_a_committed_model_at_every_env_default(env_id: str) -> None:
+    """Issue 12: one committed model per env, made by examples/train.py in <= 30 min."""
+    agent = make_agent("ppo", env_id)  # found by the env's default configuration
+    folder = agent.checkpoint_path.parent
+    assert folder.name == env_id.split("/")[1]
+    cfg = agent.checkpoint_config()
+    assert cfg["env_kwargs"] == {} and cfg["env_id"] == env_id
+    assert cfg["command"].startswith(f"python examples/train.py --agent ppo --env {env_id}")
+    assert f"--out agents/pretrained/ppo/{folder.name}" in cfg["command"]
+    assert f"--wrapper {cfg['model']['wrapper']}" in cfg["command"]
+    assert 0 < cfg["train_seconds"] <= 1800 and cfg["num_timesteps"] >= 1000
+    assert (folder / "train_log.csv").is_file() and (folder / "train_curve.png").is_file()
+    # the committed policy acts: finite designs on a few seeded instances
+    ds = make_instance_set(env_id, n=3, seed=11)
+    assert np.isfinite(evaluate_agent(agent, ds, single_instances=0).metric).all()
