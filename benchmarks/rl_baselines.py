@@ -8,7 +8,8 @@ agent without a model for the setting is left out), the classical agents run wit
 registered defaults (an agent that calibrates on held-out instances does so on the validation
 seed, as ``examples/evaluate.py`` does). Each row gives the mean and the Student-t 95% CI of
 the env's metric (and, for OutageHybrid-v0, the outage probability beside the power), the
-batched latency per instance, and the RL model's training steps and seconds.
+batched latency per instance, the RL model's training steps and seconds, and for each RL row
+the paired difference to every classical agent on the same instances (mean and 95% CI).
 
 The learning curves are read from the ``train_log.csv`` that ``examples/train.py`` wrote next
 to each committed model (nothing is retrained): the mean metric of the training steps (the
@@ -46,7 +47,7 @@ import torch  # noqa: E402
 
 import agents  # noqa: E402,F401  (registers the agents)
 from agents.base import CheckpointError, make_agent, registered_agents  # noqa: E402
-from agents.harness import evaluate_agent  # noqa: E402
+from agents.harness import evaluate_agent, mean_ci  # noqa: E402
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
 
 #: The harness's test seed and the validation seed (``examples/evaluate.py``).
@@ -169,7 +170,7 @@ def run_setting(setting: Setting, n: int, batch: int) -> dict[str, Any]:
     task = make_task(setting.env_id, **kw)
     ds = make_instance_set(setting.env_id, n=n, seed=TEST_SEED, **kw)
     specs = registered_agents()
-    rows, curves = [], {}
+    rows, curves, metrics = [], {}, []
     for name in (*RL_AGENTS, *setting.classical):
         agent = make_agent(name, task)
         if specs[name].validation_size > 0:
@@ -185,6 +186,7 @@ def run_setting(setting: Setting, n: int, batch: int) -> dict[str, Any]:
                 raise
             continue
         rows.append(_row(result, agent, time.perf_counter() - t0))
+        metrics.append(result.metric)
         if name in RL_AGENTS:
             curve = _curve(agent)
             if curve is not None:
@@ -194,6 +196,13 @@ def run_setting(setting: Setting, n: int, batch: int) -> dict[str, Any]:
             f"± {rows[-1]['ci95'] or 0:.4f}",
             flush=True,
         )
+    for row, m in zip(rows, metrics, strict=True):  # paired: the same instances
+        if "wrapper" in row:
+            row["paired_difference"] = {
+                other["agent"]: list(mean_ci(m - m_other))
+                for other, m_other in zip(rows, metrics, strict=True)
+                if "wrapper" not in other
+            }
     return {
         "key": setting.key,
         "env_id": setting.env_id,
@@ -225,6 +234,7 @@ def targets(groups: list[dict[str, Any]]) -> dict[str, Any]:
             "best_rl_mean": b["mean"],
             "mmse": mmse,
             "ratio_to_wmmse": b["mean"] / wmmse if wmmse else None,
+            "paired_difference_to_mmse": b["paired_difference"].get("mmse"),
             "met": mmse is not None and b["mean"] >= mmse,
         }
     if "fdd-default" in by_key and (b := best_rl(by_key["fdd-default"])):

@@ -12,7 +12,13 @@ writes the model folder of :func:`agents.runs.write_run`: SB3's ``policy.state_d
 (:mod:`agents.rl.model`).
 
 Each env step is one channel instance (``horizon=1``): the reward is the env's metric of the
-beamformer the wrapped action gives (e.g. the sum rate in bit/s/Hz on the true channel).
+beamformer the wrapped action gives (e.g. the sum rate in bit/s/Hz on the true channel). With
+``--reward-baseline`` the training reward is that reward minus the reward of the wrapper's
+``a = 0`` design on the same instance (MMSE for the optimal-structure and residual wrappers;
+:class:`agents.rl.wrappers.StartBaselineReward`): an action-independent control variate that
+leaves the optimal policy unchanged and removes the spread of the reward across channel
+instances, which otherwise swamps the effect of the action on this one-step problem. The
+learning curve always logs the env's own metric.
 """
 
 from __future__ import annotations

@@ -186,6 +186,21 @@ def test_train_config_rejects_bad_values() -> None:
         RLTrainConfig(wrapper="bogus")
     with pytest.raises(ValueError, match="total_steps"):
         RLTrainConfig(total_steps=0)
+    with pytest.raises(ValueError, match="gradient_steps"):
+        RLTrainConfig(gradient_steps=0)
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="final_lr_fraction"):
+            RLTrainConfig(final_lr_fraction=bad)
+
+
+def test_learning_rate_decays_linearly_to_the_final_fraction() -> None:
+    assert RLTrainConfig().algo_kwargs("ppo")["learning_rate"] == 3e-4  # constant by default
+    lr = RLTrainConfig(learning_rate=1e-3, final_lr_fraction=0.1).algo_kwargs("ppo")
+    schedule = lr["learning_rate"]
+    # SB3 calls the schedule with the remaining progress: 1 at the start, 0 at the end
+    assert schedule(1.0) == pytest.approx(1e-3) and schedule(0.0) == pytest.approx(1e-4)
+    assert schedule(0.5) == pytest.approx(5.5e-4)
+    assert RLTrainConfig(gradient_steps=4).algo_kwargs("td3")["gradient_steps"] == 4
 
 
 def test_cli_rejects_a_wrapper_that_does_not_apply(capsys) -> None:
