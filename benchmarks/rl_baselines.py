@@ -274,7 +274,7 @@ def plot(groups: list[dict[str, Any]], path: Path) -> None:
             for ax in (ax_s, ax_t):
                 ax.axhline(r["mean"], ls="--", lw=0.8, color="gray")
                 ax.annotate(
-                    r["agent"],
+                    r["agent"].split("(")[0],
                     (1.0, r["mean"]),
                     xycoords=("axes fraction", "data"),
                     fontsize=6,
