@@ -7,7 +7,8 @@ it): the RL agents load their committed models (``agents/pretrained/<agent>/...`
 agent without a model for the setting is left out), the classical agents run with their
 registered defaults (an agent that calibrates on held-out instances does so on the validation
 seed, as ``examples/evaluate.py`` does). Each row gives the mean and the Student-t 95% CI of
-the env's metric (and, for OutageHybrid-v0, the outage probability beside the power), the
+the env's metric (and, for OutageHybrid-v0, the per-user outage probability beside the power,
+to hold below ``p_out = 0.1``), the
 batched latency per instance, the RL model's training steps and seconds, and for each RL row
 the paired difference to every classical agent on the same instances (mean and 95% CI).
 
@@ -137,8 +138,11 @@ def _row(result: Any, agent: Any, seconds: float) -> dict[str, Any]:
         "latency_batched_us": s["latency_batched_us"],
         "eval_seconds": seconds,
     }
-    if "outage_mean" in s:
-        row["outage_mean"], row["outage_ci95"] = s["outage_mean"], s["outage_ci95"]
+    if "outage_fraction_mean" in s:  # OutageHybrid-v0: per-user outage probability
+        row["outage_mean"], row["outage_ci95"] = (
+            s["outage_fraction_mean"],
+            s["outage_fraction_ci95"],
+        )
     cfg = getattr(agent, "model_config", None)
     if cfg:
         row.update(
