@@ -2,8 +2,9 @@
 
 The generic wrappers live in :mod:`beamgym.wrappers`; :class:`MarginAction` builds on the
 greedy rule of :mod:`agents.rules.greedy`, which beamgym cannot import, so it lives here.
+:class:`StartBaselineReward` is the trainer's reward option (``--reward-baseline``).
 """
 
-from agents.rl.wrappers import MarginAction, MarginMap, VectorMarginAction
+from agents.rl.wrappers import MarginAction, MarginMap, StartBaselineReward, VectorMarginAction
 
-__all__ = ["MarginAction", "MarginMap", "VectorMarginAction"]
+__all__ = ["MarginAction", "MarginMap", "StartBaselineReward", "VectorMarginAction"]

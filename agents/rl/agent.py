@@ -6,8 +6,9 @@ every other agent:
 
 * :meth:`RLAgent.solve` builds the observation the env gives for the known view
   (``task.observe(known)``, float32, exactly what the harness's predict path feeds), runs the
-  policy deterministically and maps its action through the wrapper's map to the env's
-  beamformer, so the harness scores it on the same instances as the model-based solvers;
+  policy deterministically and maps its action through the wrapper's map and the env's own
+  action map to the feasible beamformer the env applies, so the harness scores it on the same
+  instances as the model-based solvers;
 * :meth:`RLAgent.predict` returns the RAW env action (the wrapper's map applied), so
   ``env.step(agent.predict(obs)[0])`` works on the unwrapped env;
 * :meth:`RLAgent.learn` trains with :func:`agents.rl.train.train_rl` for real.
@@ -162,15 +163,20 @@ class RLAgent(Agent):
         return np.asarray(action, dtype=np.float32).reshape(obs.shape[0], -1)
 
     def solve(self, known: TensorDataclass) -> Any:
-        """The wrapper's beamformer of the policy's action on ``task.observe(known)``.
+        """The env's beamformer of the policy's action on ``task.observe(known)``.
+
+        The wrapper's map gives the raw env action, and the env's own action map turns it into
+        the feasible design it would apply (the hybrids' wrappers leave the final eq. (24)
+        scaling to the env), so ``solve`` and the predict path score the same design.
 
         Raises:
             CheckpointError: No trained model (see the module docstring).
         """
         obs = self.task.observe(known).detach().cpu().numpy().astype(np.float32)
         action = self._act(obs)
+        raw = torch.as_tensor(self.action_map.to_raw(action, obs), device=self.task.device)
         with torch.no_grad():
-            return self.action_map.beamformer(action, obs)
+            return self.task.action_to_beamformer(raw.to(self.task.rdtype), known)[0]
 
     def predict(
         self,
@@ -245,9 +251,10 @@ class RLAgent(Agent):
 
 
 _DESCRIPTION = (
-    "stable-baselines3 {algo} baseline (MlpPolicy) in an action wrapper (optimal-structure "
-    "on FullyDigitalFDD, residual on the hybrids, phase on ModularUplink, margin on "
-    "OutageHybrid); trained with examples/train.py"
+    "stable-baselines3 {algo} baseline (MlpPolicy) in an action wrapper (default: "
+    "optimal-structure on FullyDigitalFDD, residual on the hybrids, phase on ModularUplink, "
+    "margin on OutageHybrid; a model keeps the wrapper it was trained in); trained with "
+    "examples/train.py"
 )
 
 
@@ -255,7 +262,7 @@ _DESCRIPTION = (
     "ppo",
     env_ids=ENV_IDS,
     description=_DESCRIPTION.format(algo="PPO")
-    + "; committed model: FullyDigitalFDD rayleigh N=4 K=4 10 dB",
+    + "; committed models: every env at its defaults, FullyDigitalFDD rayleigh N=4 K=4 10 dB",
     trainer="agents.rl.train:main",
     checkpoint=None,
 )

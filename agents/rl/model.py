@@ -35,7 +35,7 @@ from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
-from agents.rl.wrappers import MarginMap
+from agents.rl.wrappers import MarginMap, StartBaselineReward
 from beamgym.envs.base import BeamformingTask
 from beamgym.sb3 import BatchedVecEnv
 from beamgym.wrappers import (
@@ -151,8 +151,14 @@ def make_vec_env(
     config: RLModelConfig,
     num_envs: int,
     seed: int,
+    *,
+    reward_baseline: bool = False,
 ) -> BatchedVecEnv:
-    """Native vector env -> the wrapper's action map -> SB3 ``VecEnv`` (seeded ``seed``)."""
+    """Native vector env -> the wrapper's action map -> SB3 ``VecEnv`` (seeded ``seed``).
+
+    With ``reward_baseline`` the reward is taken relative to the map's ``a = 0`` design on the
+    same instance (:class:`agents.rl.wrappers.StartBaselineReward`).
+    """
     venv = gym.make_vec(
         env_id,
         num_envs=num_envs,
@@ -160,7 +166,9 @@ def make_vec_env(
         autoreset_mode=AutoresetMode.SAME_STEP,
         **env_kwargs,
     )
-    wrapped = VectorMappedAction(venv, make_action_map(task_of(venv), config))
+    wrapped: gym.vector.VectorEnv = VectorMappedAction(venv, make_action_map(task_of(venv), config))
+    if reward_baseline:
+        wrapped = StartBaselineReward(wrapped)
     return BatchedVecEnv(wrapped, seed=seed)
 
 

@@ -12,7 +12,13 @@ writes the model folder of :func:`agents.runs.write_run`: SB3's ``policy.state_d
 (:mod:`agents.rl.model`).
 
 Each env step is one channel instance (``horizon=1``): the reward is the env's metric of the
-beamformer the wrapped action gives (e.g. the sum rate in bit/s/Hz on the true channel).
+beamformer the wrapped action gives (e.g. the sum rate in bit/s/Hz on the true channel). With
+``--reward-baseline`` the training reward is that reward minus the reward of the wrapper's
+``a = 0`` design on the same instance (MMSE for the optimal-structure and residual wrappers;
+:class:`agents.rl.wrappers.StartBaselineReward`): an action-independent control variate that
+leaves the optimal policy unchanged and removes the spread of the reward across channel
+instances, which otherwise swamps the effect of the action on this one-step problem. The
+learning curve always logs the env's own metric.
 """
 
 from __future__ import annotations
@@ -97,10 +103,17 @@ class RLTrainConfig:
     """PPO: optimization epochs per rollout."""
     log_std_init: float = 0.0
     """PPO/SAC: initial log standard deviation of the Gaussian policy (TD3: unused)."""
+    final_lr_fraction: float = 1.0
+    """Learning rate at the end as a fraction of ``learning_rate`` (linear decay; 1: constant)."""
+    reward_baseline: bool = False
+    """Train on the reward minus the reward of the wrapper's ``a = 0`` design on the same
+    instance (:class:`agents.rl.wrappers.StartBaselineReward`; the optimal policy is unchanged)."""
     learning_starts: int = 1000
     """SAC/TD3: env steps of random actions before the first update."""
     buffer_size: int = 100_000
     """SAC/TD3: replay buffer size in transitions (memory ~ 8 * obs_dim * buffer_size bytes)."""
+    gradient_steps: int = 1
+    """SAC/TD3: gradient steps per batched env step (of ``num_envs`` transitions)."""
     seed: int = 1
     """Seed of the training envs and of the model (not the test or validation seed)."""
     log_every: int = 2048
@@ -120,6 +133,7 @@ class RLTrainConfig:
             "n_steps",
             "n_epochs",
             "buffer_size",
+            "gradient_steps",
             "log_every",
             "n_val",
         ):
@@ -137,6 +151,9 @@ class RLTrainConfig:
             raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
         if lr <= 0:
             raise ValueError(f"learning_rate must be > 0, got {lr!r}")
+        frac = self.final_lr_fraction
+        if not (isinstance(frac, int | float) and not isinstance(frac, bool) and 0 < frac <= 1):
+            raise ValueError(f"final_lr_fraction must be in (0, 1], got {frac!r}")
         if self.wrapper:  # the other wrapper fields are checked by RLModelConfig
             self.model_config("ppo")
         if TEST_SEED in (self.seed, self.val_seed):
@@ -159,13 +176,17 @@ class RLTrainConfig:
 
     def algo_kwargs(self, algo: str) -> dict[str, Any]:
         """SB3 constructor arguments of ``algo`` from this recipe."""
-        kw: dict[str, Any] = {"learning_rate": self.learning_rate, "batch_size": self.batch_size}
+        lr: Any = self.learning_rate
+        if self.final_lr_fraction < 1:
+            lr = _LinearSchedule(self.learning_rate, self.final_lr_fraction)
+        kw: dict[str, Any] = {"learning_rate": lr, "batch_size": self.batch_size}
         if algo == "ppo":
             kw.update(n_steps=self.n_steps, n_epochs=self.n_epochs)
         else:
             kw.update(
                 learning_starts=min(self.learning_starts, self.total_steps // 2),
                 buffer_size=self.buffer_size,
+                gradient_steps=self.gradient_steps,
             )
         if self.tensorboard:
             kw["tensorboard_log"] = self.tensorboard
@@ -176,6 +197,17 @@ class RLTrainConfig:
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON builtins."""
         return {**dataclasses.asdict(self), "net_arch": list(self.net_arch)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _LinearSchedule:
+    """SB3 learning-rate schedule: ``lr`` at the start, ``lr * final_fraction`` at the end."""
+
+    lr: float
+    final_fraction: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.lr * (self.final_fraction + (1 - self.final_fraction) * progress_remaining)
 
 
 class _CurveCallback(BaseCallback):
@@ -257,7 +289,14 @@ def train_rl(
     task = make_task(env_id, **env_kwargs)
     make_action_map(task, model)  # the wrapper applies to the env (clear error if not)
     val = make_instance_set(env_id, n=config.n_val, seed=config.val_seed, **env_kwargs)
-    env = make_vec_env(env_id, env_kwargs, model, config.num_envs, config.seed)
+    env = make_vec_env(
+        env_id,
+        env_kwargs,
+        model,
+        config.num_envs,
+        config.seed,
+        reward_baseline=config.reward_baseline,
+    )
     sb3 = make_algorithm(model, env, seed=config.seed, **config.algo_kwargs(algo))
     sb3.policy.set_training_mode(False)
     val_start = _validation_metric(sb3.policy, model, task, val)

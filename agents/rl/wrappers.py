@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from agents.rules.greedy import greedy_hybrid_beamforming
@@ -30,7 +31,7 @@ from beamgym.wrappers import MappedAction, task_of
 from beamgym.wrappers.maps import ActionMap
 from beamgym.wrappers.vector import MappedAction as VectorMappedAction
 
-__all__ = ["MarginAction", "MarginMap", "VectorMarginAction"]
+__all__ = ["MarginAction", "MarginMap", "StartBaselineReward", "VectorMarginAction"]
 
 OUTAGE = "beamgym/OutageHybrid-v0"
 
@@ -100,3 +101,64 @@ class VectorMarginAction(VectorMappedAction):
     def __init__(self, env: gym.vector.VectorEnv, max_margin_db: float = 6.0) -> None:
         """Wrap a native OutageHybrid-v0 vector ``env``."""
         super().__init__(env, MarginMap(task_of(env), max_margin_db=max_margin_db))
+
+
+class StartBaselineReward(gym.vector.VectorWrapper):
+    r"""Training reward relative to the action map's start design (a control variate).
+
+    With the structured action ``a`` on the current instance, the reward becomes
+
+    .. math:: r'(s, a) = r(s, a) - r(s, \mathbf 0),
+
+    where :math:`r(s, \mathbf 0)` is the env's reward of the map's ``a = 0`` design (MMSE for
+    the optimal-structure and residual maps, the greedy with half the largest margin for the
+    margin map) on the same TRUE instance. The subtracted term does not depend on the action,
+    so every policy's ranking, and thus the optimal policy, is unchanged (with ``horizon > 1``
+    the instance is fixed for the interval, so the term is action-independent too); what goes
+    away is the spread of the reward across channel instances, which otherwise dominates the
+    policy-gradient and critic targets. ``info["metric"]`` keeps the env's own metric, so the
+    logged learning curve stays in the env's unit. For training only: it reads the native
+    env's current instance.
+
+    Args:
+        env: A :class:`beamgym.wrappers.vector.MappedAction` (or subclass) over a native
+            beamgym vector env.
+    """
+
+    def __init__(self, env: VectorMappedAction) -> None:
+        """See the class docstring."""
+        if not isinstance(env, VectorMappedAction):
+            raise ValueError(
+                f"env must be a beamgym.wrappers.vector.MappedAction, got {type(env).__name__}"
+            )
+        super().__init__(env)
+        self.action_map = env.action_map
+        self._obs: np.ndarray | None = None
+
+    def reset(
+        self, *, seed: Any = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and keep the observations."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._obs = np.asarray(obs, dtype=np.float32)
+        return obs, info
+
+    def start_reward(self) -> np.ndarray:
+        """``[num_envs]`` env rewards of the ``a = 0`` design on the current instances."""
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        task = self.action_map.task
+        inst = self.env.unwrapped.instance
+        zero = np.zeros((self.num_envs, self.action_map.dim), dtype=np.float32)
+        raw = torch.as_tensor(self.action_map.to_raw(zero, self._obs), device=task.device)
+        with torch.no_grad():
+            bf, _ = task.action_to_beamformer(raw.to(task.rdtype), inst)
+            reward = task.evaluate(bf, inst, check_feasible=False)["reward"]
+        return reward.detach().cpu().numpy().astype(np.float64)
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Step the env; the reward minus the start design's reward on the same instance."""
+        base = self.start_reward()
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        self._obs = np.asarray(obs, dtype=np.float32)
+        return obs, np.asarray(reward, dtype=np.float64) - base, terminated, truncated, info

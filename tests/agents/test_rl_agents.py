@@ -186,6 +186,21 @@ def test_train_config_rejects_bad_values() -> None:
         RLTrainConfig(wrapper="bogus")
     with pytest.raises(ValueError, match="total_steps"):
         RLTrainConfig(total_steps=0)
+    with pytest.raises(ValueError, match="gradient_steps"):
+        RLTrainConfig(gradient_steps=0)
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="final_lr_fraction"):
+            RLTrainConfig(final_lr_fraction=bad)
+
+
+def test_learning_rate_decays_linearly_to_the_final_fraction() -> None:
+    assert RLTrainConfig().algo_kwargs("ppo")["learning_rate"] == 3e-4  # constant by default
+    lr = RLTrainConfig(learning_rate=1e-3, final_lr_fraction=0.1).algo_kwargs("ppo")
+    schedule = lr["learning_rate"]
+    # SB3 calls the schedule with the remaining progress: 1 at the start, 0 at the end
+    assert schedule(1.0) == pytest.approx(1e-3) and schedule(0.0) == pytest.approx(1e-4)
+    assert schedule(0.5) == pytest.approx(5.5e-4)
+    assert RLTrainConfig(gradient_steps=4).algo_kwargs("td3")["gradient_steps"] == 4
 
 
 def test_cli_rejects_a_wrapper_that_does_not_apply(capsys) -> None:
@@ -209,3 +224,21 @@ def test_committed_ppo_model_fits_its_setting() -> None:
     action, state = agent.predict(obs)
     assert state is None and env.action_space.contains(action)
     assert np.isfinite(env.step(action)[1])
+
+
+@pytest.mark.parametrize("env_id", sorted(DEFAULT_WRAPPER))
+def test_ppo_has_a_committed_model_at_every_env_default(env_id: str) -> None:
+    """Issue 12: one committed model per env, made by examples/train.py in <= 30 min."""
+    agent = make_agent("ppo", env_id)  # found by the env's default configuration
+    folder = agent.checkpoint_path.parent
+    assert folder.name == env_id.split("/")[1]
+    cfg = agent.checkpoint_config()
+    assert cfg["env_kwargs"] == {} and cfg["env_id"] == env_id
+    assert cfg["command"].startswith(f"python examples/train.py --agent ppo --env {env_id}")
+    assert f"--out agents/pretrained/ppo/{folder.name}" in cfg["command"]
+    assert f"--wrapper {cfg['model']['wrapper']}" in cfg["command"]
+    assert 0 < cfg["train_seconds"] <= 1800 and cfg["num_timesteps"] >= 1000
+    assert (folder / "train_log.csv").is_file() and (folder / "train_curve.png").is_file()
+    # the committed policy acts: finite designs on a few seeded instances
+    ds = make_instance_set(env_id, n=3, seed=11)
+    assert np.isfinite(evaluate_agent(agent, ds, single_instances=0).metric).all()

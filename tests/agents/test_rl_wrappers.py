@@ -1,4 +1,5 @@
-"""agents.rl.MarginAction: the greedy with per-user margins on OutageHybrid-v0."""
+"""agents.rl.wrappers: MarginAction (the greedy with per-user margins on OutageHybrid-v0) and
+the start-baseline training reward."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ import beamgym  # noqa: F401
 from agents.base import make_agent
 from agents.harness import evaluate_agent
 from agents.rl import MarginAction, MarginMap, VectorMarginAction
-from beamgym.datasets import make_instance_set
+from agents.rl.model import RLModelConfig, make_vec_env
+from agents.rl.wrappers import StartBaselineReward
+from beamgym.datasets import make_instance_set, make_task
 from beamgym.wrappers import MappedPolicy, task_of
 
 OUTAGE = "beamgym/OutageHybrid-v0"
+FDD = "beamgym/FullyDigitalFDD-v0"
 
 
 def test_spaces_and_env_checkers() -> None:
@@ -81,3 +85,31 @@ def test_vector_wrapper_matches_single() -> None:
         env = MarginAction(gym.make(OUTAGE))
         env.reset(seed=5 + i)
         assert env.step(a[i])[1] == pytest.approx(rew[i], rel=1e-5)
+
+
+def test_start_baseline_reward_subtracts_the_start_designs_reward() -> None:
+    """Reward minus the a = 0 design's reward on the same instance; a = 0 itself scores 0."""
+    kw = {"channel": "rayleigh", "N": 4, "K": 4, "snr_db": 10}
+    model = RLModelConfig(algo="ppo", wrapper="optimal-structure")
+    plain = make_vec_env(FDD, kw, model, num_envs=6, seed=3)
+    based = make_vec_env(FDD, kw, model, num_envs=6, seed=3, reward_baseline=True)
+    assert isinstance(based.venv, StartBaselineReward)
+    obs_p, obs_b = plain.reset(), based.reset()
+    np.testing.assert_array_equal(obs_p, obs_b)
+    # a = 0 is MMSE on the estimated channel: the shaped reward is 0 to rounding
+    _, r0, _, infos0 = based.step(np.zeros((6, 8), dtype=np.float32))
+    np.testing.assert_allclose(r0, 0.0, atol=1e-4)
+    mmse = make_agent("mmse", make_task(FDD, **kw))
+    assert all(i["metric"] > 0 for i in infos0)  # the env's metric is kept in info
+    # a random action on the next (same) instances: shaped = plain - the MMSE sum rate
+    plain.step(np.zeros((6, 8), dtype=np.float32))
+    a = np.random.default_rng(0).uniform(-1, 1, (6, 8)).astype(np.float32)
+    task = based.venv.action_map.task
+    inst = based.venv.unwrapped.instance
+    start = task.evaluate(mmse.solve(task.known(inst)), inst)["reward"].numpy()
+    _, rp, _, _ = plain.step(a)
+    _, rb, _, infos = based.step(a)
+    np.testing.assert_allclose(rb, rp - start, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose([i["metric"] for i in infos], rp, rtol=1e-6)
+    with pytest.raises(ValueError, match="MappedAction"):
+        StartBaselineReward(plain.venv.env)
