@@ -92,6 +92,7 @@ __all__ = [
     "design_codec",
     "encode",
     "link_transmit",
+    "pack",
     "phase_invariant_nmse",
     "rotated_dft",
     "select_window",
@@ -496,9 +497,7 @@ def encode(
         snr_db: Scalar or ``[B]`` SNR in dB the gain is measured against.
     """
     sel = select_window(X, codec, snr_db)
-    fields = {"rotation": sel.rotation, "start": sel.start, "ref": sel.ref}
-    fields["gain"] = sel.gain_symbol
-    msg = [_to_bits(fields[f][..., None], nb) for f, _, nb in _layout(codec)[:4]]
+    s0 = s1 = None
     if codec.n_coef:
         others = sel.coefs
         a, p = codec.field_bits
@@ -509,7 +508,26 @@ def encode(
         else:
             s0 = quantization_symbols(others.real * codec.coef_scale, a)
             s1 = quantization_symbols(others.imag * codec.coef_scale, p)
-        msg += [_to_bits(s0, a), _to_bits(s1, p)]
+    return pack(sel, codec, s0, s1)
+
+
+def pack(
+    sel: WindowSelection,
+    codec: BeamspaceCodec,
+    part0: torch.Tensor | None,
+    part1: torch.Tensor | None,
+) -> torch.Tensor:
+    """The message bits Long ``[B, K, total_bits]`` of a selection and its coefficient symbols.
+
+    ``part0`` / ``part1``: Long ``[B, K, R L - 1]`` amplitude and phase (polar) or real and
+    imaginary part (cartesian) symbols, ``None`` when the codec has no coefficients.
+    """
+    fields = {"rotation": sel.rotation, "start": sel.start, "ref": sel.ref}
+    fields["gain"] = sel.gain_symbol
+    msg = [_to_bits(fields[f][..., None], nb) for f, _, nb in _layout(codec)[:4]]
+    if codec.n_coef and part0 is not None and part1 is not None:
+        a, p = codec.field_bits
+        msg += [_to_bits(part0, a), _to_bits(part1, p)]
     return torch.cat(msg, -1)
 
 
