@@ -15,6 +15,7 @@ link and the budget, unless ``checkpoint=`` names another folder.
 from __future__ import annotations
 
 import dataclasses
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,10 @@ class KDEDNPlusAgent(DigitalPrecoderAgent):
             NearFieldHybrid-v0 (env or task).
         checkpoint: Model folder or file (``examples/train.py`` output); ``None``: the
             committed model of this env configuration, link and budget.
-        link: ``"noisy"`` (paper 000's link, default) or ``"noiseless"``.
-        bits: Budget per user, as ``beamspace_feedback``'s (default 128).
+        link: ``"noisy"`` (paper 000's link) or ``"noiseless"``; ``None``: the checkpoint's
+            link, or ``"noisy"`` for the committed models.
+        bits: Budget per user, as ``beamspace_feedback``'s; ``None``: the checkpoint's, or
+            128 for the committed models.
         seed: Seed of the link-error generator (same seed and calls -> same numbers).
 
     Raises:
@@ -122,19 +125,32 @@ class KDEDNPlusAgent(DigitalPrecoderAgent):
         self,
         env: Any,
         checkpoint: str | None = None,
-        link: str = "noisy",
-        bits: int = 128,
+        link: str | None = None,
+        bits: int | None = None,
         seed: int = 0,
         **unknown: Any,
     ) -> None:
         check_hyperparameters(self, unknown, ("checkpoint", "link", "bits", "seed"))
-        check_choice(link, "link", LINKS)
-        check_int(bits, "bits")
+        if link is not None:
+            check_choice(link, "link", LINKS)
+        if bits is not None:
+            check_int(bits, "bits")
         check_int(seed, "seed", minimum=0)
-        hp: dict[str, Any] = {"link": link, "bits": bits}
+        super().__init__(env)
+        if checkpoint is not None and not isinstance(checkpoint, str | PathLike):
+            raise ValueError(
+                f"checkpoint must be None (the committed model) or a path to a model folder or "
+                f"file, got {type(checkpoint).__name__} {checkpoint!r}"
+            )
+        if checkpoint is not None:  # an explicit model: link and budget default to its own
+            saved = read_config(checkpoint).get("train_config", {})
+            link = saved.get("link", "noisy") if link is None else link
+            bits = saved.get("bits", 128) if bits is None else bits
+        link = "noisy" if link is None else link
+        bits = 128 if bits is None else bits
+        self.hparams = {"link": link, "bits": bits}
         if checkpoint is not None:
-            hp["checkpoint"] = str(checkpoint)
-        super().__init__(env, **hp)
+            self.hparams["checkpoint"] = str(checkpoint)
         env_id = self.task.env_id
         changed = {k: v for k, v in self.task.env_kwargs.items() if k != "snr_db"}
         options: dict[str, Any] = {"link": link}
@@ -160,8 +176,9 @@ class KDEDNPlusAgent(DigitalPrecoderAgent):
                 f"{path} was trained for link={cfg.link!r}, bits={cfg.bits}, not link={link!r}, "
                 f"bits={bits}; train one with: {cmd}"
             )
-        saved = env_config_dict(cfg.make_task())
-        check_env_config(saved, self.task, tuple(k for k in saved if k != "snr_db"), path, cmd)
+        saved_env = env_config_dict(cfg.make_task())
+        keys = tuple(k for k in saved_env if k != "snr_db")
+        check_env_config(saved_env, self.task, keys, path, cmd)
         self.checkpoint_path = Path(path)
         self.model_config: dict[str, Any] = dict(ckpt.config)
         self.link = link
