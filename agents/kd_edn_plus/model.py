@@ -10,7 +10,8 @@ gains:
    (:func:`~agents.classical.beamspace_feedback.select_window`: rotated-DFT or identity
    beamspace, strongest window, common phase removed, gain) and a learned pre-quantization
    gain :math:`\alpha_j = \alpha_0 e^{a_j}` per window coefficient :math:`j` (``a = 0``:
-   the codec's own scale :math:`\alpha_0`): the coefficients times :math:`\alpha_j` go
+   the codec's own scale :math:`\alpha_0`; with ``snr_gains``, :math:`a_j + b_j(\mathrm{SNR})`,
+   the user knowing the SNR): the coefficients times :math:`\alpha_j` go
    through the codec's scalar quantizers (amplitude/phase or real/imaginary part), with a
    straight-through gradient (forward: the quantizer's level; backward: the identity on the
    clipped value), and the BS divides by :math:`\alpha_j`. The message has exactly the
@@ -82,6 +83,7 @@ from beamgym.physics.precoding import mmse_beamformer
 from beamgym.physics.projections import normalize_power
 
 __all__ = [
+    "KNOT_TABLES",
     "SNR_KNOTS",
     "KDEDNPlus",
     "error_aware_mmse",
@@ -92,6 +94,8 @@ __all__ = [
 
 #: SNR knots (dB) of the SNR-dependent parameter tables (examples/evaluate.py's SNRs).
 SNR_KNOTS: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0)
+#: The parameters that are tables over :data:`SNR_KNOTS` (last dimension: the knot).
+KNOT_TABLES: tuple[str, ...] = ("reg_log_scale", "step_log_scale", "enc_log_gain_snr")
 
 
 def interpolate_knots(table: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
@@ -192,10 +196,18 @@ class KDEDNPlus(nn.Module):
         link: ``"noisy"`` or ``"noiseless"``.
         q_infer: GA steps :math:`Q_i`.
         hidden: Width of the residual channel decoder's hidden layer.
+        snr_gains: Add a per-SNR table to the encoder's log-gains (the user knows the SNR),
+            so that low and high SNRs need not share one quantizer scale.
     """
 
     def __init__(
-        self, task: BeamformingTask, bits: int, link: str, q_infer: int, hidden: int = 64
+        self,
+        task: BeamformingTask,
+        bits: int,
+        link: str,
+        q_infer: int,
+        hidden: int = 64,
+        snr_gains: bool = False,
     ) -> None:
         super().__init__()
         #: the engineered scheme whose codec, link and GA step this model starts from
@@ -209,6 +221,9 @@ class KDEDNPlus(nn.Module):
         k = len(SNR_KNOTS)
         #: log of the pre-quantization gain per coefficient (user side and BS side)
         self.enc_log_gain = nn.Parameter(torch.zeros(n))
+        if snr_gains:  #: per-SNR part of the log-gains, at the SNR knots
+            self.enc_log_gain_snr = nn.Parameter(torch.zeros(n, k))
+        self.snr_gains = snr_gains
         #: learned soft dequantization: log-temperature and per-level log-prior
         self.deq_log_temp = nn.Parameter(torch.zeros(()))
         self.deq_prior = nn.Parameter(torch.zeros(2**SYMBOL_BITS))
@@ -228,9 +243,12 @@ class KDEDNPlus(nn.Module):
         r"""The codec's own coefficient scale :math:`\alpha_0` (1 for polar codecs)."""
         return self.codec.coef_scale if self.codec.mode == "cartesian" else 1.0
 
-    def gains(self) -> torch.Tensor:
-        r"""The pre-quantization gains :math:`\alpha_j`, real ``[R L - 1]``."""
-        return self.base_scale * torch.exp(self.enc_log_gain)
+    def gains(self, snr_db: torch.Tensor) -> torch.Tensor:
+        r"""The pre-quantization gains :math:`\alpha_j`, real ``[B, 1, R L - 1]``."""
+        log_gain = self.enc_log_gain.expand(len(snr_db), -1)
+        if self.snr_gains:
+            log_gain = log_gain + interpolate_knots(self.enc_log_gain_snr, snr_db)
+        return (self.base_scale * torch.exp(log_gain))[:, None, :]
 
     def _encode(self, X: torch.Tensor, snr_db: torch.Tensor) -> tuple[Any, ...]:
         """User side: selection, message bits and the straight-through quantized parts."""
@@ -239,7 +257,7 @@ class KDEDNPlus(nn.Module):
         if not codec.n_coef:
             return sel, pack(sel, codec, None, None), None, None
         rd = X.real.dtype
-        alpha = self.gains()[: codec.n_coef].to(rd)
+        alpha = self.gains(snr_db)[..., : codec.n_coef].to(rd)
         a, p = codec.field_bits
         c = sel.coefs
         if codec.mode == "polar":
@@ -267,11 +285,12 @@ class KDEDNPlus(nn.Module):
         z1: torch.Tensor,
         parts: torch.Tensor | None,
         rd: torch.dtype,
+        snr_db: torch.Tensor,
     ) -> torch.Tensor:
         """The coefficients relative to the gain the BS decodes (before the residual)."""
         codec = self.codec
         a, p = codec.field_bits
-        alpha = self.gains()[: codec.n_coef].to(rd)
+        alpha = self.gains(snr_db)[..., : codec.n_coef].to(rd)
         if codec.mode == "polar":
             amp = straight_through(head.part0.to(rd) / (2**a - 1), z0)
             phase = straight_through(head.part1.to(rd) * (2 * math.pi / 2**p), z1)
@@ -319,7 +338,7 @@ class KDEDNPlus(nn.Module):
             head = decode_header(msg, codec, H.dtype, snr_db)
         vals = None
         if codec.n_coef:
-            vals = self._values(head, z0, z1, parts, rd)
+            vals = self._values(head, z0, z1, parts, rd, snr_db)
             feat = torch.cat(
                 [
                     vals.real,

@@ -16,9 +16,11 @@ w_{T,k}\|^2 - 2|\mathbf w_k^H\mathbf w_{T,k}|` (each user's beam phase is free: 
 removes the common phase), and the per-user phase-invariant reconstruction NMSE.
 
 The model starts as ``beamspace_feedback`` (model docstring); every ``val_every`` steps the
-mean sum-rate over the SNR knots is measured on fixed validation instances (seed
-:data:`VALIDATION_SEED`, never the test seed, one fixed link draw) and the best state,
-the untrained start included, is kept.
+sum-rate at each SNR knot is measured on fixed validation instances (seed
+:data:`VALIDATION_SEED`, never the test seed, one fixed link draw) and the best state, the
+untrained start included, is kept: by the mean over the knots (``selection="mean"``), by
+the smallest gain over the start at any knot (``"worst"``: no SNR may lose on validation),
+or knot by knot for the per-SNR tables (``"knot"``, with the shared parts frozen).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 
 from agents.cli import add_dataclass_arguments, dataclass_from_args, parse_env_kwargs
 from agents.kd_edn.train import KD_EDN_ENVS, training_view
-from agents.kd_edn_plus.model import SNR_KNOTS, KDEDNPlus
+from agents.kd_edn_plus.model import KNOT_TABLES, SNR_KNOTS, KDEDNPlus
 from agents.pretrained import Checkpoint, CheckpointError, env_config_dict
 from agents.rules.gradient import band_sum_rate
 from agents.runs import Panel, Series, progress_bar, run_parser, write_run
@@ -53,12 +55,16 @@ __all__ = [
     "checkpoint_config",
     "main",
     "model_from_checkpoint",
+    "SELECTIONS",
     "train_kd_edn_plus",
     "validation_rate",
+    "validation_rates",
 ]
 
 #: Seed of the validation instances (examples/evaluate.py's VALIDATION_SEED; not the test seed).
 VALIDATION_SEED = 2_000_003
+#: Criteria of the best state (:class:`KDEDNPlusTrainConfig`).
+SELECTIONS: tuple[str, ...] = ("mean", "worst", "knot")
 _TRAIN_HINT = "python examples/train.py --agent kd_edn_plus --env beamgym/FullyDigitalFDD-v0"
 
 
@@ -76,6 +82,7 @@ class KDEDNPlusTrainConfig:
         q_infer: GA steps :math:`Q_i` on :math:`\hat{\mathbf H}` (default 10).
         snr_db: Training SNR set in dB (one SNR per instance).
         hidden: Hidden width of the residual channel decoder.
+        snr_gains: Per-SNR encoder gains (:class:`~agents.kd_edn_plus.model.KDEDNPlus`).
         steps: Adam steps.
         batch_size: Instances per step.
         lr: Adam learning rate of the scalar tables (gains, dequantizer, regularization, GA
@@ -87,6 +94,13 @@ class KDEDNPlusTrainConfig:
         val_every: Steps between validations.
         keep_best: Keep the best state on validation, the untrained start included
             (``False``: the last state).
+        selection: What "best" means: ``"mean"`` (the mean sum-rate over the SNR knots),
+            ``"worst"`` (the smallest gain over the start at any knot, so that no SNR loses
+            on validation) or ``"knot"`` (each knot's column of the SNR tables from the state
+            best at that knot; needs ``freeze_shared``, so that the knots do not interact).
+        freeze_shared: Train only the per-SNR tables (regularization, GA steps, and the
+            per-SNR gains with ``snr_gains``); the shared encoder gains, dequantizer and
+            residual decoder stay at their start.
         seed: Seed of the data, the link errors and the initial weights.
     """
 
@@ -97,6 +111,7 @@ class KDEDNPlusTrainConfig:
     q_infer: int = 10
     snr_db: tuple[float, ...] = SNR_KNOTS
     hidden: int = 64
+    snr_gains: bool = False
     steps: int = 150
     batch_size: int = 64
     lr: float = 0.03
@@ -106,6 +121,8 @@ class KDEDNPlusTrainConfig:
     n_val: int = 64
     val_every: int = 25
     keep_best: bool = True
+    selection: str = "mean"
+    freeze_shared: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -122,8 +139,13 @@ class KDEDNPlusTrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if not isinstance(self.keep_best, bool):
-            raise ValueError(f"keep_best must be True or False, got {self.keep_best!r}")
+        for name in ("keep_best", "snr_gains", "freeze_shared"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.selection == "knot" and not self.freeze_shared:
+            raise ValueError("selection='knot' needs freeze_shared=True (--freeze-shared)")
         for name in ("kd_weight", "nmse_weight"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
@@ -146,7 +168,14 @@ class KDEDNPlusTrainConfig:
 def build_model(config: KDEDNPlusTrainConfig) -> KDEDNPlus:
     """A fresh model (the ``beamspace_feedback`` start; weights seeded by ``config.seed``)."""
     torch.manual_seed(config.seed)
-    return KDEDNPlus(config.make_task(), config.bits, config.link, config.q_infer, config.hidden)
+    return KDEDNPlus(
+        config.make_task(),
+        config.bits,
+        config.link,
+        config.q_infer,
+        config.hidden,
+        snr_gains=config.snr_gains,
+    )
 
 
 def _beam_distance(W: torch.Tensor, T: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
@@ -157,10 +186,10 @@ def _beam_distance(W: torch.Tensor, T: torch.Tensor, power: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def validation_rate(
+def validation_rates(
     model: KDEDNPlus, config: KDEDNPlusTrainConfig, sets: dict[float, Any] | None = None
-) -> float:
-    """Mean true-channel sum-rate over the SNR knots on the validation instances."""
+) -> list[float]:
+    """Mean true-channel sum-rate at each SNR knot on the validation instances."""
     rates = []
     for s in SNR_KNOTS:
         inst = (sets or {}).get(s)
@@ -173,6 +202,14 @@ def validation_rate(
         gen = torch.Generator().manual_seed(VALIDATION_SEED)
         W, _ = model(view.est, view.snr_db, gen)
         rates.append(float(band_sum_rate(view.H, W, view.est.noise_var).mean()))
+    return rates
+
+
+def validation_rate(
+    model: KDEDNPlus, config: KDEDNPlusTrainConfig, sets: dict[float, Any] | None = None
+) -> float:
+    """Mean true-channel sum-rate over the SNR knots on the validation instances."""
+    rates = validation_rates(model, config, sets)
     return sum(rates) / len(rates)
 
 
@@ -207,10 +244,23 @@ def train_kd_edn_plus(
     net = [*model.ch_in.parameters(), *model.ch_out.parameters()]
     ids = {id(p) for p in net}
     tables = [p for p in model.parameters() if id(p) not in ids]
-    opt = torch.optim.Adam(
-        [{"params": tables, "lr": config.lr}, {"params": net, "lr": config.lr_net}]
-    )
-    best = validation_rate(model, config, sets)
+    groups = [{"params": tables, "lr": config.lr}, {"params": net, "lr": config.lr_net}]
+    if config.freeze_shared:
+        knot = [getattr(model, n) for n in KNOT_TABLES if hasattr(model, n)]
+        for p in model.parameters():
+            p.requires_grad_(any(p is q for q in knot))
+        groups = [{"params": knot, "lr": config.lr}]
+    opt = torch.optim.Adam(groups)
+    start = validation_rates(model, config, sets)
+
+    def score(rates: list[float]) -> float:
+        if config.selection == "worst":
+            return min(r - r0 for r, r0 in zip(rates, start, strict=True))
+        return sum(rates) / len(rates)
+
+    best = score(start)
+    knot_best = list(start)  # selection="knot": the best rate at each knot and its columns
+    knot_cols = {n: getattr(model, n).detach().clone() for n in KNOT_TABLES if hasattr(model, n)}
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     history: list[dict[str, float]] = []
     model.train()
@@ -238,17 +288,28 @@ def train_kd_edn_plus(
         }
         if (step + 1) % config.val_every == 0 or step + 1 == config.steps:
             model.eval()
-            v = validation_rate(model, config, sets)
+            rates = validation_rates(model, config, sets)
             model.train()
-            rec["val_rate"] = v
-            if v > best:
-                best = v
+            rec["val_rate"] = sum(rates) / len(rates)
+            for j, r in enumerate(rates):
+                if r > knot_best[j]:
+                    knot_best[j] = r
+                    for n, cols in knot_cols.items():
+                        cols[..., j] = getattr(model, n).detach()[..., j]
+            if score(rates) > best:
+                best = score(rates)
                 best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
         history.append(rec)
         if progress is not None:
             progress(rec)
-    if config.keep_best:
+    if config.keep_best and config.selection == "knot":
+        with torch.no_grad():
+            for n, cols in knot_cols.items():
+                getattr(model, n).copy_(cols)
+    elif config.keep_best:
         model.load_state_dict(best_state)
+    for p in model.parameters():
+        p.requires_grad_(True)
     model.eval()
     return model, history
 

@@ -48,7 +48,7 @@ def test_untrained_model_reproduces_beamspace_feedback(env_id, kw, link) -> None
     ref._snr_db = known.snr_db
     with torch.no_grad():
         W_ref = ref._design(prob)
-        model = KDEDNPlus(task, 128, link, 10)
+        model = KDEDNPlus(task, 128, link, 10, snr_gains=link == "noiseless")
         W, H_hat = model(prob, known.snr_db, torch.Generator().manual_seed(3))
         # the same message, bit for bit, with the same count
         b, f, k, m, n = prob.H.shape
@@ -62,12 +62,13 @@ def test_untrained_model_reproduces_beamspace_feedback(env_id, kw, link) -> None
 
 def test_straight_through_gradient_reaches_the_encoder_and_the_decoder() -> None:
     task = make_task(FDD, snr_db=SNR_KNOTS)
-    model = KDEDNPlus(task, 128, "noisy", 2)
+    model = KDEDNPlus(task, 128, "noisy", 2, snr_gains=True)
     view = training_view(task, task.sample(torch.Generator().manual_seed(0), 8))
     W, H_hat = model(view.est, view.snr_db, torch.Generator().manual_seed(1))
     loss = -band_sum_rate(view.H, W).mean() + model.nmse(view.H, H_hat).mean()
     loss.backward()
-    for name in ("enc_log_gain", "deq_log_temp", "deq_prior", "reg_log_scale", "step_log_scale"):
+    names = ("enc_log_gain", "enc_log_gain_snr", "deq_log_temp", "deq_prior", "reg_log_scale")
+    for name in (*names, "step_log_scale"):
         grad = getattr(model, name).grad
         assert grad is not None and torch.isfinite(grad).all(), name
         assert grad.abs().sum() > 0, f"no gradient reaches {name}"
@@ -118,6 +119,8 @@ def test_training_moves_the_model_and_keeps_the_budget() -> None:
         ({"lr": float("nan")}, "lr"),
         ({"kd_weight": -1.0}, "kd_weight"),
         ({"keep_best": "yes"}, "keep_best"),
+        ({"snr_gains": 1}, "snr_gains"),
+        ({"selection": "best"}, "selection"),
         ({"env_kwargs": {"snr_db": 5.0}}, "snr_db"),
         ({"env_id": "beamgym/ModularUplink-v0"}, "env_id"),
     ],
