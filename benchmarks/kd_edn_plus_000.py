@@ -12,6 +12,8 @@ committed KD-EDN+ model is listed as missing.
 Usage:
     python benchmarks/kd_edn_plus_000.py            # full run, ~10 min on 2 cores
     python benchmarks/kd_edn_plus_000.py --quick    # smoke run (small sets, not written)
+    python benchmarks/kd_edn_plus_000.py --only "MISO single cell" noisy   # re-measure one
+        # scenario and link (e.g. after retraining its model) and update the written results
 
 Writes benchmarks/results/kd_edn_plus_000.json (``--out``).
 """
@@ -51,10 +53,12 @@ def _nmse_db(agent, ds) -> float:
     return float(10 * torch.log10(agent.last_info["feedback_nmse"].mean()))
 
 
-def benchmark(n: int, batch: int) -> dict:
+def benchmark(n: int, batch: int, only: tuple[str, str] | None = None) -> dict:
     out: dict = {"n_test": n, "test_seed": TEST_SEED, "snr_db": list(SNRS), "scenarios": []}
     for label, env_id, kw, fig in SCENARIOS:
         for link in LINKS:
+            if only is not None and (label, link) != only:
+                continue
             cell: dict = {"label": label, "env_id": env_id, "env_kwargs": kw, "figure": fig}
             cell["link"] = link
             rows: dict = {}
@@ -90,6 +94,11 @@ def benchmark(n: int, batch: int) -> dict:
                 print(label, link, s, round(d_mu, 3), "±", round(d_ci or 0.0, 3), flush=True)
             cell["rows"] = rows
             out["scenarios"].append(cell)
+    return summarize(out)
+
+
+def summarize(out: dict) -> dict:
+    """Add the counts of met cells and the missing models to a results dict."""
     cells = [r for c in out["scenarios"] for r in c["rows"].values()]
     out["met_cells"] = sum(r["met"] for r in cells)
     out["cells"] = len(cells)
@@ -130,17 +139,30 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="test instances per SNR")
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    parser.add_argument(
+        "--only", nargs=2, metavar=("LABEL", "LINK"), help="re-measure one scenario and link"
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     t0 = time.time()
-    results = benchmark(20 if args.quick else args.n, args.batch)
-    results["seconds"] = time.time() - t0
+    only = tuple(args.only) if args.only else None
+    results = benchmark(20 if args.quick else args.n, args.batch, only)
+    if only is not None:  # merge into the written results
+        path = args.out / "kd_edn_plus_000.json"
+        old = json.loads(path.read_text())
+        if old["n_test"] != results["n_test"] or not results["scenarios"]:
+            raise SystemExit(f"error: --only needs --n {old['n_test']} and a known LABEL/LINK")
+        new = results["scenarios"][0]
+        old["scenarios"] = [new if (c["label"], c["link"]) == only else c for c in old["scenarios"]]
+        old.setdefault("remeasured", []).append(list(only))
+        results = summarize(old)
+    results["remeasure_seconds" if only else "seconds"] = time.time() - t0
     results["platform"] = {"python": platform.python_version(), "torch": torch.__version__}
     if not args.quick:
         (args.out / "kd_edn_plus_000.json").write_text(json.dumps(results, indent=1))
     print(markdown(results))
     print(
-        f"done in {results['seconds']:.0f} s; {results['met_cells']}/{results['cells']} cells "
+        f"done in {time.time() - t0:.0f} s; {results['met_cells']}/{results['cells']} cells "
         f"met; missing: {results['missing']}"
     )
 
