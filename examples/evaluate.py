@@ -73,13 +73,15 @@ DEMO_AGENT, DEMO_COMPARE = "mmse", ("mrt", "zf", "mmse_ga", "wmmse", "random")
 PRESETS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "kd_edn": (
         (
-            # the paper's noisy link, at KD-EDN's budget
+            # the paper's noisy link, at KD-EDN's budget (kd_edn itself is the main agent)
+            "kd_edn_plus",
             "beamspace_feedback",
             "edn_unsupervised",
             "edn_supervised",
             "kd_edn_q0",
             # a noiseless link, 128 bits per user
             "kd_edn:link=noiseless",
+            "kd_edn_plus:link=noiseless",
             "beamspace_feedback:link=noiseless",
             # perfect feedback of the estimated channel
             "mmse_ga",

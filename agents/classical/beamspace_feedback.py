@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -84,12 +84,18 @@ __all__ = [
     "CODEC_DEFAULTS",
     "BeamspaceCodec",
     "BeamspaceFeedbackAgent",
+    "Header",
+    "WindowSelection",
+    "assemble",
     "decode",
+    "decode_header",
     "design_codec",
     "encode",
     "link_transmit",
+    "pack",
     "phase_invariant_nmse",
     "rotated_dft",
+    "select_window",
 ]
 
 #: Beamspace bases: oversampled (rotated) DFT, or the channel's own axis (hybrid envs).
@@ -415,18 +421,34 @@ def _layout(codec: BeamspaceCodec) -> list[tuple[str, int, int]]:
     ]
 
 
-def encode(
-    X: torch.Tensor, codec: BeamspaceCodec, snr_db: torch.Tensor | float = 0.0
-) -> torch.Tensor:
-    r"""The users' messages: complex ``[B, K, R, N]`` blocks -> Long ``[B, K, total_bits]`` bits.
+class WindowSelection(NamedTuple):
+    """A user's choices of steps 1-2 (module docstring): what the header sends, and the rest."""
 
-    Steps 1-3 of the module docstring: beamspace rotation and strongest window, common phase
-    removal, gain and scalar quantization.
+    rotation: torch.Tensor
+    """Long ``[B, K]`` DFT rotation ``q``."""
+    start: torch.Tensor
+    """Long ``[B, K]`` window start."""
+    ref: torch.Tensor
+    """Long ``[B, K]`` position of the strongest (reference) coefficient in the window."""
+    gain_symbol: torch.Tensor
+    """Long ``[B, K]`` gain quantizer index."""
+    coefs: torch.Tensor
+    r"""Complex ``[B, K, R L - 1]`` other coefficients :math:`e^{-j\varphi}C/g` (modulus
+    :math:`\le 1`), in window order with the reference left out."""
+
+
+def select_window(
+    X: torch.Tensor, codec: BeamspaceCodec, snr_db: torch.Tensor | float = 0.0
+) -> WindowSelection:
+    r"""Steps 1-2 of the module docstring: beamspace rotation, strongest window, common phase.
 
     Args:
         X: Complex ``[B, K, R, N]`` estimated channel blocks.
         codec: The message layout.
         snr_db: Scalar or ``[B]`` SNR in dB the gain is measured against.
+
+    Returns:
+        The :class:`WindowSelection` (header fields and the unquantized coefficients).
     """
     if not torch.is_complex(X) or X.ndim != 4 or tuple(X.shape[2:]) != (codec.rows, codec.dim):
         raise ValueError(
@@ -455,12 +477,29 @@ def encode(
     levels = 2**codec.gain_bits
     g_db = 20.0 * torch.log10(g) - _ref_db(snr_db, b, g)
     s_gain = torch.floor((g_db - lo) / (hi - lo) * levels).clamp(0, levels - 1).long()
-    fields = {"rotation": q, "start": s, "ref": ref, "gain": s_gain}
-    msg = [_to_bits(fields[f][..., None], nb) for f, _, nb in _layout(codec)[:4]]
+    norm = C * (torch.conj(c_ref) / (g * g))[..., None]  # e^{-j phi} C / g
+    j = torch.arange(codec.n_coef, device=X.device)
+    others = torch.gather(norm, -1, j + (j >= ref[..., None]).long())  # [B, K, RL-1]
+    return WindowSelection(q, s, ref, s_gain, others)
+
+
+def encode(
+    X: torch.Tensor, codec: BeamspaceCodec, snr_db: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    r"""The users' messages: complex ``[B, K, R, N]`` blocks -> Long ``[B, K, total_bits]`` bits.
+
+    Steps 1-3 of the module docstring: beamspace rotation and strongest window, common phase
+    removal (:func:`select_window`), gain and scalar quantization.
+
+    Args:
+        X: Complex ``[B, K, R, N]`` estimated channel blocks.
+        codec: The message layout.
+        snr_db: Scalar or ``[B]`` SNR in dB the gain is measured against.
+    """
+    sel = select_window(X, codec, snr_db)
+    s0 = s1 = None
     if codec.n_coef:
-        norm = C * (torch.conj(c_ref) / (g * g))[..., None]  # e^{-j phi} C / g
-        j = torch.arange(codec.n_coef, device=X.device)
-        others = torch.gather(norm, -1, j + (j >= ref[..., None]).long())  # [B, K, RL-1]
+        others = sel.coefs
         a, p = codec.field_bits
         if codec.mode == "polar":
             amp = others.abs().clamp(0.0, 1.0)
@@ -469,25 +508,53 @@ def encode(
         else:
             s0 = quantization_symbols(others.real * codec.coef_scale, a)
             s1 = quantization_symbols(others.imag * codec.coef_scale, p)
-        msg += [_to_bits(s0, a), _to_bits(s1, p)]
+    return pack(sel, codec, s0, s1)
+
+
+def pack(
+    sel: WindowSelection,
+    codec: BeamspaceCodec,
+    part0: torch.Tensor | None,
+    part1: torch.Tensor | None,
+) -> torch.Tensor:
+    """The message bits Long ``[B, K, total_bits]`` of a selection and its coefficient symbols.
+
+    ``part0`` / ``part1``: Long ``[B, K, R L - 1]`` amplitude and phase (polar) or real and
+    imaginary part (cartesian) symbols, ``None`` when the codec has no coefficients.
+    """
+    fields = {"rotation": sel.rotation, "start": sel.start, "ref": sel.ref}
+    fields["gain"] = sel.gain_symbol
+    msg = [_to_bits(fields[f][..., None], nb) for f, _, nb in _layout(codec)[:4]]
+    if codec.n_coef and part0 is not None and part1 is not None:
+        a, p = codec.field_bits
+        msg += [_to_bits(part0, a), _to_bits(part1, p)]
     return torch.cat(msg, -1)
 
 
-def decode(
+class Header(NamedTuple):
+    """The decoded header of :func:`decode_header` and the raw coefficient fields."""
+
+    rotation: torch.Tensor
+    """Long ``[B, K]`` DFT rotation ``q`` (clipped to its range)."""
+    start: torch.Tensor
+    """Long ``[B, K]`` window start."""
+    ref: torch.Tensor
+    """Long ``[B, K]`` reference position."""
+    gain: torch.Tensor
+    """Real ``[B, K]`` gain :math:`g` (cell centre of the gain quantizer)."""
+    part0: torch.Tensor
+    """Long ``[B, K, R L - 1]`` amplitude (polar) or real-part (cartesian) symbols."""
+    part1: torch.Tensor
+    """Long ``[B, K, R L - 1]`` phase (polar) or imaginary-part (cartesian) symbols."""
+
+
+def decode_header(
     bits: torch.Tensor,
     codec: BeamspaceCodec,
     dtype: torch.dtype,
     snr_db: torch.Tensor | float = 0.0,
-    parts: torch.Tensor | None = None,
-) -> torch.Tensor:
-    r"""The BS's reconstruction: Long ``[B, K, total_bits]`` -> complex ``[B, K, R, N]``.
-
-    Any bit pattern decodes (a corrupted index is clipped to its range), so a noisy link
-    never makes the BS fail. ``snr_db`` (scalar or ``[B]``) as given to :func:`encode`.
-    ``parts`` (cartesian mode): real ``[B, K, 2, R L - 1]`` estimates of the levels of the
-    real and imaginary parts (the soft dequantization of the analog link uses) used instead
-    of the dequantized coefficient bits, which are then ignored.
-    """
+) -> Header:
+    """The fields of Long ``[B, K, total_bits]`` messages (indices clipped to their range)."""
     if bits.shape[-1] != codec.total_bits:
         raise ValueError(f"bits must have {codec.total_bits} per user, got {bits.shape[-1]}")
     b, k = bits.shape[:2]
@@ -508,32 +575,69 @@ def decode(
     lo, hi = GAIN_RANGE_DB
     g_db = lo + (out["gain"][..., 0].to(rd) + 0.5) * (hi - lo) / 2**codec.gain_bits
     g = torch.pow(10.0, (g_db + _ref_db(snr_db, b, g_db)) / 20.0)
-    C = torch.zeros((b, k, r * L), dtype=dtype, device=bits.device)
-    C.scatter_(-1, ref[..., None], g[..., None].to(dtype))
+    return Header(q, s, ref, g, out["part0"], out["part1"])
+
+
+def assemble(
+    head: Header, codec: BeamspaceCodec, dtype: torch.dtype, vals: torch.Tensor | None
+) -> torch.Tensor:
+    r"""The reconstruction complex ``[B, K, R, N]`` from the header and the coefficients.
+
+    ``vals``: complex ``[B, K, R L - 1]`` non-reference coefficients relative to the gain
+    (``None`` when the codec has none); differentiable in ``vals`` and ``head.gain``.
+    """
+    b, k = head.ref.shape
+    r, n, L = codec.rows, codec.dim, codec.window
+    dev = head.ref.device
+    g = head.gain
+    C = torch.zeros((b, k, r * L), dtype=dtype, device=dev)
+    C = C.scatter(-1, head.ref[..., None], g[..., None].to(dtype))
+    if codec.n_coef and vals is not None:
+        j = torch.arange(codec.n_coef, device=dev)
+        idx = j + (j >= head.ref[..., None]).long()
+        C = C.scatter(-1, idx, vals.to(dtype) * g[..., None].to(dtype))
+    cols = (head.start[..., None] + torch.arange(L, device=dev)) % n
+    Y = torch.zeros((b, k, r, n), dtype=dtype, device=dev)
+    Y = Y.scatter(-1, cols[:, :, None, :].expand(b, k, r, L), C.reshape(b, k, r, L))
+    if codec.basis == "identity":
+        return Y
+    U = rotated_dft(n, codec.oversampling, dtype, dev)[head.rotation]  # [B, K, N, N]
+    return torch.einsum("bkrm,bknm->bkrn", Y, U.conj())
+
+
+def decode(
+    bits: torch.Tensor,
+    codec: BeamspaceCodec,
+    dtype: torch.dtype,
+    snr_db: torch.Tensor | float = 0.0,
+    parts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""The BS's reconstruction: Long ``[B, K, total_bits]`` -> complex ``[B, K, R, N]``.
+
+    Any bit pattern decodes (a corrupted index is clipped to its range), so a noisy link
+    never makes the BS fail. ``snr_db`` (scalar or ``[B]``) as given to :func:`encode`.
+    ``parts`` (cartesian mode): real ``[B, K, 2, R L - 1]`` estimates of the levels of the
+    real and imaginary parts (the soft dequantization of the analog link uses) used instead
+    of the dequantized coefficient bits, which are then ignored.
+    """
+    head = decode_header(bits, codec, dtype, snr_db)
+    rd = torch.empty((), dtype=dtype).real.dtype
+    vals = None
     if codec.n_coef:
         a, p = codec.field_bits
         if codec.mode == "polar":
-            amp = out["part0"].to(rd) / (2**a - 1)
-            phase = out["part1"].to(rd) * (2 * math.pi / 2**p)
+            amp = head.part0.to(rd) / (2**a - 1)
+            phase = head.part1.to(rd) * (2 * math.pi / 2**p)
             vals = torch.polar(amp, phase)
         else:
             if parts is None:
-                re, im = dequantize(out["part0"], a, rd), dequantize(out["part1"], p, rd)
+                re, im = dequantize(head.part0, a, rd), dequantize(head.part1, p, rd)
             else:
                 re, im = parts[:, :, 0].to(rd), parts[:, :, 1].to(rd)
             vals = torch.complex(re, im)
             if codec.coef_scale != 1.0:
                 vals = vals / codec.coef_scale
-        j = torch.arange(codec.n_coef, device=bits.device)
-        idx = j + (j >= ref[..., None]).long()
-        C.scatter_(-1, idx, vals.to(dtype) * g[..., None].to(dtype))
-    cols = (s[..., None] + torch.arange(L, device=bits.device)) % n
-    Y = torch.zeros((b, k, r, n), dtype=dtype, device=bits.device)
-    Y.scatter_(-1, cols[:, :, None, :].expand(b, k, r, L), C.reshape(b, k, r, L))
-    if codec.basis == "identity":
-        return Y
-    U = rotated_dft(n, codec.oversampling, dtype, bits.device)[q]  # [B, K, N, N]
-    return torch.einsum("bkrm,bknm->bkrn", Y, U.conj())
+    return assemble(head, codec, dtype, vals)
 
 
 def _ref_db(snr_db: torch.Tensor | float, b: int, like: torch.Tensor) -> torch.Tensor:

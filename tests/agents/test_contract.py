@@ -17,6 +17,7 @@ LEARN_BUDGETS: dict[str, dict] = {
     "edn_unsupervised": {"epochs": 1, "ch_epochs": 1, "batch_size": 4},
     "edn_supervised": {"epochs": 1, "ch_epochs": 1, "batch_size": 4},
     "kd_edn_q0": {"epochs": 1, "ch_epochs": 1, "batch_size": 4},
+    "kd_edn_plus": {"steps": 1, "batch_size": 4, "n_val": 2, "keep_best": False},
     "unfolded_pga": {"epochs": 1, "n_train": 10, "n_val": 10, "init": "paper"},
     "upga_m": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
     "upga_m_sparse": {"epochs": 1, "n_train": 8, "batch_size": 4, "n_val": 4, "init": "fixed"},
