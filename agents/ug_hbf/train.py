@@ -125,6 +125,8 @@ class UGHBFTrainConfig:
     """Annealing smoothing eta_c of eq. (53). Table 1: 0.01."""
     dual_max: float = 100.0
     """Dual upper bound lambda_d-bar of eq. (55). Table 1: 100."""
+    lambda_init: float = 0.0
+    """Initial dual variables lambda_d^(0) (Algorithm 1: 0; a warm start for short runs)."""
     patience: int = 5000
     """Steps without a new J_cm minimum before the step sizes decay (tau_pat,1). Table 1."""
     patience_stop: int = 10000
@@ -149,6 +151,8 @@ class UGHBFTrainConfig:
         check_int(self.val_seed, "val_seed", minimum=0)
         for name in ("lr", "dual_lr", "beta_c_max", "beta_c_rate", "dual_max"):
             check_positive(getattr(self, name), name)
+        if check_number(self.lambda_init, "lambda_init") < 0:
+            raise ValueError(f"lambda_init must be >= 0, got {self.lambda_init}")
         if check_number(self.max_seconds, "max_seconds") < 0:
             raise ValueError(f"max_seconds must be >= 0 (0: no limit), got {self.max_seconds}")
         for name in ("lr_decay", "adam_beta1", "adam_beta2", "clip_quantile", "beta_c_rate"):
@@ -336,7 +340,7 @@ def train_ug_hbf(
     opt = torch.optim.AdamW(
         params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
     )
-    lam = [0.0] * g_count
+    lam = [cfg.lambda_init] * g_count
     beta_c: list[float | None] = [None] * g_count
     dual_lr = cfg.dual_lr
     clip_hist: list[float] = []
