@@ -7,7 +7,7 @@ STAMP := $(VENV)/.beamgym-installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed -e ".[test,viz,dev]"
+	$(PY) -m pip install --quiet --upgrade-strategy only-if-needed -e ".[test,viz,dev,sweep]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -49,9 +49,16 @@ __all__ = [
     "AgentResult",
     "PROJECTION_RTOL",
     "PolicyPredictor",
+    "TEST_SEED",
+    "VALIDATION_SEED",
     "evaluate_agent",
     "mean_ci",
 ]
+
+#: Seed of every test set (fixed once; never tuned on): ``examples/evaluate.py`` and sweeps.
+TEST_SEED = 1_000_003
+#: Seed of the validation sets that calibrating agents (``validation_size > 0``) learn on.
+VALIDATION_SEED = 2_000_003
 
 #: Relative change above which the env's action map counts as having projected a beamformer.
 PROJECTION_RTOL = 1e-4

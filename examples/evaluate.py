@@ -49,7 +49,12 @@ from agents.cli import (  # noqa: E402
     parse_agent_entry,
     parse_env_kwargs,
 )
-from agents.harness import AgentResult, evaluate_agent  # noqa: E402
+from agents.harness import (  # noqa: E402
+    TEST_SEED,
+    VALIDATION_SEED,
+    AgentResult,
+    evaluate_agent,
+)
 from beamgym.datasets import make_instance_set, make_task  # noqa: E402
 
 try:
@@ -60,10 +65,6 @@ except ImportError:  # tqdm is in the "viz" extra
         return x
 
 
-#: Seed of every test set (fixed once; never tuned on).
-TEST_SEED = 1_000_003
-#: Seed of the validation sets that calibrating agents (``validation_size > 0``) learn on.
-VALIDATION_SEED = 2_000_003
 #: The demo that runs with no arguments: classical solvers on FullyDigitalFDD-v0.
 DEMO_AGENT, DEMO_COMPARE = "mmse", ("mrt", "zf", "mmse_ga", "wmmse", "random")
 #: Main agents with a default comparison: ``--agent NAME`` alone scores NAME beside these

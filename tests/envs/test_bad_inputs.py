@@ -145,6 +145,7 @@ ENV_KWARGS = {
         ({"n_fb_range": (0, 4)}, "n_fb_range"),
         ({"outage_penalty": -1.0}, "outage_penalty"),
         ({"reject_infeasible": 1}, "reject_infeasible"),
+        ({"removal_rule": "oracle"}, "removal_rule"),
     ],
 }
 CONSTRUCTOR_CASES = [

@@ -14,6 +14,7 @@ import beamgym  # noqa: F401  (registers the envs)
 from beamgym.envs.outage_hybrid import OutageHybridConfig, OutageHybridEnv, OutageHybridTask
 from beamgym.packing import pack_complex
 from beamgym.physics.codebooks import codeword_scores_eq35, select_codewords, topk_codeword_indices
+from beamgym.physics.greedy import greedy_hybrid_beamforming
 from beamgym.physics.metrics import hybrid_downlink_sinr, psi_from_channels
 from beamgym.physics.power import solve_digital_beamforming
 from beamgym.structures import HybridBeamformer
@@ -155,6 +156,29 @@ def test_reject_infeasible_gives_up_with_a_clear_error() -> None:
         task.sample(_gen(8), 4)
     loose = _task(gamma_db_range=(45.0, 45.0), p_max_db=0.0, reject_infeasible=False)
     assert loose.sample(_gen(8), 4).batch_size == 4
+
+
+def test_removal_rule_greedy_is_the_papers_and_keeps_more() -> None:
+    """docs/readings.md#002-removed-instances: the default removes an instance only when
+    G-HBF-perf on the true channel fails, a weaker test than the eq. (35) start; at I = 4 and
+    sigma_as = 5 degrees the start point fails on a few % of instances the greedy can serve."""
+    kw = {"num_users": 4, "sigma_as_deg": 5.0, "reject_infeasible": False}
+    greedy, start = _task(**kw), _task(removal_rule="analog-start", **kw)
+    inst = greedy.sample(_gen(21), 600)
+    keep_g, keep_s = greedy._feasible_perfect_csi(inst), start._feasible_perfect_csi(inst)
+    # the pre-screened test equals the greedy run on every instance
+    cb = greedy.codebook.to(torch.complex128)
+    full = greedy_hybrid_beamforming(
+        inst.h.to(torch.complex128), inst.gamma.to(torch.float64), cb, 5, greedy.config.p_max
+    )
+    assert torch.equal(keep_g, full.feasible)
+    assert bool((keep_g | ~keep_s).all())  # the greedy keeps all the start point keeps
+    assert int((~keep_s).sum()) >= 10 and int((~keep_g).sum()) < int((~keep_s).sum()) // 2
+    # the sampler redraws by the chosen rule
+    kept = _task(num_users=4, sigma_as_deg=5.0).sample(_gen(22), 300)
+    assert greedy._feasible_perfect_csi(kept).all()
+    with pytest.raises(ValueError, match="removal_rule"):
+        _task(removal_rule="oracle")
 
 
 # ---- observation --------------------------------------------------------------------------------
