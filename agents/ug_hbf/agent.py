@@ -149,7 +149,7 @@ class UGHBFAgent(Agent):
     def load_state_dict(
         self, state: dict[str, torch.Tensor], *, path: Any = None, in_features: int | None = None
     ) -> None:
-        """Restore the GCN weights (float32, batchnorm statistics included)."""
+        """Restore the GCN weights of eq. (28) (float32, batchnorm statistics included)."""
         f_in = in_features or (3 if self.task.config.csi == "perfect" else 4)
         m = self.model
         net = GCN(f_in, m.width, m.layers, m.degree, m.coef_bound)
@@ -170,7 +170,7 @@ class UGHBFAgent(Agent):
         self.net = net
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The GCN weights (float32; batchnorm running statistics, no step counter)."""
+        """The GCN weights of eq. (28) (float32; batchnorm statistics, no step counter)."""
         assert self.net is not None
         return {
             k: v.detach().clone()
@@ -179,11 +179,11 @@ class UGHBFAgent(Agent):
         }
 
     def checkpoint_config(self) -> dict[str, Any]:
-        """The model's configuration (training env, recipe, command) and the hparams."""
+        """The model's configuration (training env, eqs. 27-30 architecture, recipe, command)."""
         return {**self.model_config, "agent": self._name(), "hparams": {}}
 
     def learn(self, **overrides: Any) -> UGHBFAgent:
-        """Retrain from scratch with the stored recipe (fields replaced by ``overrides``)."""
+        """Retrain by Algorithm 1 (eqs. 50-55) with the stored recipe; ``overrides`` set fields."""
         from agents.ug_hbf.train import UGHBFTrainConfig, train_ug_hbf
         from agents.ug_hbf.train import checkpoint_config as make_config
         from beamgym.datasets import make_task
@@ -209,7 +209,7 @@ class UGHBFAgent(Agent):
 
     # ---- solving -------------------------------------------------------------------------------
     def solve(self, known: OutageHybridKnown) -> HybridBeamformer:
-        """Hybrid beamformers ``(analog [B, M, M_rf], digital [B, M_rf, I])`` (eq. 34 applied)."""
+        """Hybrid beamformers ``(analog [B, M, M_rf], digital [B, M_rf, I])``, eqs. (19)-(34)."""
         assert self.net is not None
         t = self.task
         with torch.no_grad():
@@ -225,7 +225,7 @@ class UGHBFAgent(Agent):
 
     @property
     def trained_env_config(self) -> dict[str, Any]:
-        """The env configuration of the model's training run."""
+        """The env configuration (Table 1 data parameters) of the model's training run."""
         return dict(self.model_config.get("env_config", env_config_dict(self.task)))
 
 

@@ -213,7 +213,7 @@ class GCN(nn.Module):
             last.bias.copy_(torch.tensor([-0.4, -4.0, 0.0, -4.0]))
 
     def forward(self, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-        """Coefficients ``[B, I, 4]`` :math:`z_{i,f} > 0` from features ``[B, I, F_in]``, ``S``."""
+        """Coefficients ``[B, I, 4]`` of eq. (27) from the features of eq. (30) and ``S`` (29)."""
         b, i, f = x.shape
         z = self.norm(x.reshape(b * i, f)).reshape(b, i, f)
         for k, taps in enumerate(self.theta):
@@ -633,5 +633,5 @@ def true_sinr(h: torch.Tensor, analog: torch.Tensor, digital: torch.Tensor) -> t
 
 
 def model_summary(config: UGHBFModelConfig, in_features: int) -> dict[str, Any]:
-    """JSON-able description of the architecture (stored in ``config.json``)."""
+    """JSON-able architecture (eqs. 27-30, 36; Table 1 model parameters) for ``config.json``."""
     return {**dataclasses.asdict(config), "in_features": int(in_features)}

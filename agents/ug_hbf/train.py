@@ -252,7 +252,7 @@ def adaptive_clip_(
 
 
 def build_net(model: UGHBFModelConfig, in_features: int, seed: int) -> GCN:
-    """A freshly initialized :class:`~agents.ug_hbf.model.GCN` (float32, seeded)."""
+    """A freshly initialized GCN of eq. (28) (float32, seeded; Table 1's sizes from ``model``)."""
     torch.manual_seed(seed)
     return GCN(in_features, model.width, model.layers, model.degree, model.coef_bound)
 
@@ -270,7 +270,7 @@ def evaluate_model(
     *,
     chunk: int = 500,
 ) -> dict[str, Any]:
-    """Mean power, per-user outage (overall and per group) of the model on ``instances``.
+    """Mean power (eq. 4) and per-user outage (eq. 10, overall and per group) of the model.
 
     Returns:
         ``{"power", "outage", "group_outage": [G floats], "group_power": [G floats]}`` with
@@ -460,7 +460,7 @@ def checkpoint_config(
     config: UGHBFTrainConfig,
     info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``config.json`` content of a U-G-HBF model (:mod:`agents.pretrained`)."""
+    """The ``config.json`` of a U-G-HBF model: env, architecture (eqs. 27-30), Table 1 recipe."""
     out: dict[str, Any] = {
         "agent": agent,
         "env_id": ENV_ID,
