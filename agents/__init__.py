@@ -22,6 +22,7 @@ from agents.kd_edn import agent as kd_edn_agent  # noqa: F401  (000 KD-EDN and a
 from agents.kd_edn_plus import agent as kd_edn_plus_agent  # noqa: F401  (issue 11 KD-EDN+)
 from agents.modular_cnn import agent as modular_cnn_agent  # noqa: F401  (004 Sec. V-A CNN)
 from agents.rl import agent as rl_agent  # noqa: F401  (SB3 PPO / SAC / TD3 baselines)
+from agents.ug_hbf import agent as ug_hbf_agent  # noqa: F401  (002 U-G-HBF-GCN and variants)
 from agents.unfolded_pga import agent as unfolded_pga_agent  # noqa: F401  (003 unfolded PGA)
 from agents.upga_m import agent as upga_m_agent  # noqa: F401  (004 U-PGA+M)
 

@@ -26,6 +26,10 @@ LEARN_BUDGETS: dict[str, dict] = {
     "ppo": {"total_steps": 64, "num_envs": 8, "batch_size": 32, "n_epochs": 1, "n_val": 4},
     "sac": {"total_steps": 64, "num_envs": 8, "batch_size": 16, "learning_starts": 16, "n_val": 4},
     "td3": {"total_steps": 64, "num_envs": 8, "batch_size": 16, "learning_starts": 16, "n_val": 4},
+    **dict.fromkeys(
+        ("ug_hbf_gcn", "ug_hbf_fcn", "ufdbf_gcn"),
+        {"steps": 1, "batch_size": 4, "n_train": 4, "n_val": 4, "val_interval": 1},
+    ),
 }
 
 

@@ -1,0 +1,276 @@
+"""U-G-HBF-GCN of paper 002 (agents/ug_hbf): gradients, selection, shapes, training pieces."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from agents.ug_hbf.model import (
+    GCN,
+    UGHBFModelConfig,
+    _final_design,
+    compact_uplink_fixed_point,
+    shift_operator,
+    straight_through_softmin,
+    trial_uplink_power,
+    ug_hbf_forward,
+)
+from agents.ug_hbf.train import (
+    UGHBFTrainConfig,
+    adaptive_clip_,
+    anneal_beta,
+    outage_surrogate,
+    train_ug_hbf,
+)
+from beamgym.datasets import make_task
+from beamgym.physics.power import implicit_virtual_uplink, virtual_uplink_fixed_point
+
+ENV = "beamgym/OutageHybrid-v0"
+
+
+def _problem(seed: int = 3, n: int = 3, users: int = 3, r: int = 5):
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(n, users, r, dtype=torch.complex128, generator=gen)
+    base = torch.tensor([0.5, 0.01, 0.5, 0.01], dtype=torch.float64)
+    scale = torch.tensor([1.0, 0.05, 1.0, 0.05], dtype=torch.float64)
+    c = base + scale * torch.rand(n, users, 4, dtype=torch.float64, generator=gen)
+    gamma = torch.full((n, users), 2.0, dtype=torch.float64)
+    return g, c, gamma
+
+
+def _psi5(g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The virtual covariances of eq. (27) as the physics' [n, I, I, R, R] tensor."""
+    r, users = g.shape[-1], g.shape[1]
+    eye = torch.eye(r, dtype=g.dtype)
+    outer = g.unsqueeze(-1) * g.conj().unsqueeze(-2)
+    cc = c.to(g.dtype)
+    sig = cc[..., 0, None, None] * outer + cc[..., 1, None, None] * eye
+    itf = cc[..., 2, None, None] * outer + cc[..., 3, None, None] * eye
+    diag = torch.eye(users, dtype=torch.bool)[None, :, :, None, None]
+    return torch.where(diag, sig.unsqueeze(2), itf.unsqueeze(2))
+
+
+def test_subspace_fixed_point_equals_the_full_virtual_uplink() -> None:
+    """docs/readings.md#002-ug-hbf-subspace: problem (31) solved in the span of the channels."""
+    g, c, gamma = _problem()
+    total = trial_uplink_power(g, c, gamma, tol=1e-11)
+    ref = virtual_uplink_fixed_point(_psi5(g, c), gamma, tol=1e-12)
+    assert bool(ref.feasible.all())
+    torch.testing.assert_close(total, ref.q.sum(-1), rtol=1e-6, atol=0)
+
+
+def test_trial_power_gradient_matches_finite_differences_float64() -> None:
+    g, c, gamma = _problem(seed=5, n=1, users=2, r=3)
+    gr, gi = g.real.clone().requires_grad_(), g.imag.clone().requires_grad_()
+    cr = c.clone().requires_grad_()
+
+    def f(a: torch.Tensor, b: torch.Tensor, cc: torch.Tensor) -> torch.Tensor:
+        return trial_uplink_power(torch.complex(a, b), cc, gamma, tol=1e-11)
+
+    # the fixed point is solved to 1e-11: finite differences with eps = 1e-5
+    assert torch.autograd.gradcheck(f, (gr, gi, cr), eps=1e-5, atol=2e-5, rtol=1e-3)
+
+
+def test_trial_power_gradient_is_theorem_iv2_contracted_with_ones() -> None:
+    """The envelope gradient equals the q-rows of eq. (49) (implicit Function) summed."""
+    g, c, gamma = _problem(seed=7, n=2)
+    c1 = c.clone().requires_grad_()
+    trial_uplink_power(g, c1, gamma, tol=1e-11).sum().backward()
+    c2 = c.clone().requires_grad_()
+    q, _, ok = implicit_virtual_uplink(_psi5(g, c2), gamma)
+    assert bool(ok.all())
+    q.sum().backward()
+    torch.testing.assert_close(c1.grad, c2.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_final_design_implicit_gradient_passes_gradcheck_float64() -> None:
+    """Problem (31) differentiated by Thm. IV.2 (not unrolled), eqs. (32)/(34), vs differences."""
+    g, c, gamma = _problem(seed=11, n=1, users=2, r=3)
+    gr, gi = g.real.clone().requires_grad_(), g.imag.clone().requires_grad_()
+    cr = c.clone().requires_grad_()
+
+    def f(a: torch.Tensor, b: torch.Tensor, cc: torch.Tensor) -> torch.Tensor:
+        h = torch.complex(a, b)
+        digital, power, ok, _ = _final_design(h, cc, gamma, 1e4)
+        # the power and the achieved (phase-invariant) gains |g_i^H d_j|^2
+        return power.sum() + (h.conj() @ digital).abs().square().sum()
+
+    assert torch.autograd.gradcheck(f, (gr, gi, cr), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_final_design_meets_the_virtual_targets_exactly() -> None:
+    g, c, gamma = _problem(seed=13, n=4)
+    digital, power, ok, scaled = _final_design(g, c, gamma, 1e6)
+    assert bool(ok.all()) and not bool(scaled.any())
+    # SINR of eq. (25) with the virtual covariances equals gamma (eq. 32)
+    psi = _psi5(g, c)
+    gains = torch.einsum(
+        "brj,bijrs,bsj->bij", digital.conj(), psi, digital
+    ).real  # d_j^H Psi_ij d_j
+    sig = torch.diagonal(gains, dim1=-2, dim2=-1)
+    sinr = sig / (gains.sum(-1) - sig + 1.0)
+    torch.testing.assert_close(sinr, gamma, rtol=1e-7, atol=0)
+    total = trial_uplink_power(g, c, gamma, tol=1e-11)
+    torch.testing.assert_close(power, total, rtol=1e-6, atol=0)  # duality: w^T p = 1^T q
+
+
+def test_straight_through_softmin_forward_is_the_hard_choice_with_a_gradient() -> None:
+    """Eq. (36) deterministic straight-through: forward = argmin (eq. 19), backward = softmin."""
+    cb = torch.linalg.qr(torch.randn(4, 4, dtype=torch.complex128))[0]
+    powers = torch.tensor([[3.0, 1.0, math.inf, 2.0], [1.0, 1.0, 5.0, 0.5]], dtype=torch.float64)
+    powers.requires_grad_()
+    a, idx = straight_through_softmin(powers, cb, 5.0, torch.tensor([0, 0]))
+    assert idx.tolist() == [1, 3]
+    assert torch.equal(a.detach(), cb.mT[idx])
+    a.real.sum().backward()
+    assert powers.grad is not None and bool(powers.grad[:, [0, 1, 3]].abs().sum() > 0)
+    assert powers.grad[0, 2] == 0  # an excluded codeword gets no gradient
+    # ties keep the incumbent; all infeasible keeps the incumbent
+    _, idx = straight_through_softmin(
+        torch.tensor([[1.0, 1.0], [math.inf, math.inf]], dtype=torch.float64),
+        cb[:2, :2],
+        5.0,
+        torch.tensor([1, 1]),
+    )
+    assert idx.tolist() == [1, 1]
+
+
+def test_gcn_is_permutation_equivariant_and_positive_within_its_bounds() -> None:
+    torch.manual_seed(0)
+    net = GCN(4, 8, 3, 1, 8.0).eval()
+    x = torch.randn(5, 3, 4)
+    h = torch.randn(5, 3, 16, dtype=torch.complex64)
+    S = shift_operator(h)
+    assert torch.all(torch.diagonal(S, dim1=-2, dim2=-1) == 0) and bool((S <= 1 + 1e-6).all())
+    perm = torch.tensor([2, 0, 1])
+    z = net(x, S)
+    zp = net(x[:, perm], S[:, perm][:, :, perm])
+    torch.testing.assert_close(zp, z[:, perm])
+    assert bool((z > math.exp(-8.0)).all()) and bool((z < math.exp(8.0)).all())
+    # docs/readings.md#002-ug-hbf-eq27: the untrained net starts near z = (0.67, e^-4, 1, e^-4)
+    with torch.no_grad():
+        start = GCN(4, 32, 3, 1, 8.0).eval()(x, S).median(0).values.median(0).values
+    want = torch.tensor([-0.4, -4.0, 0.0, -4.0])  # log z
+    assert float((start.log() - want).abs().max()) < 0.5
+
+
+def test_unrolled_model_on_the_env_is_feasible_and_never_worse_than_its_start() -> None:
+    task = make_task(ENV, constraint_groups=True)
+    inst = task.sample(torch.Generator().manual_seed(1), 6)
+    torch.manual_seed(0)
+    net = GCN(4, 8, 3, 1, 8.0).eval()
+    cfg = UGHBFModelConfig(width=8)
+    with torch.no_grad():
+        out = ug_hbf_forward(task, task.known(inst), net, cfg)
+        none = ug_hbf_forward(
+            task, task.known(inst), net, UGHBFModelConfig(width=8, greedy_steps=0)
+        )
+    assert out.analog.shape == (6, 16, 5) and out.digital.shape == (6, 5, 3)
+    assert bool(out.feasible.all())
+    # distinct codewords (eq. 6) and eq. (34)
+    assert all(len(set(r)) == 5 for r in out.indices.tolist())
+    assert bool((out.power <= task.config.p_max * (1 + 1e-9)).all())
+    assert torch.equal(out.power, none.power)  # greedy_steps=0 means L_rf = M_rf (Table 1)
+
+
+def test_bad_inputs_raise_value_errors_naming_the_argument() -> None:
+    g, c, gamma = _problem()
+    with pytest.raises(ValueError, match="c must be"):
+        trial_uplink_power(g, c[:, :, :3], gamma)
+    with pytest.raises(ValueError, match="g needs M_rf >= I"):
+        trial_uplink_power(g[:, :, :2], c, gamma)
+    with pytest.raises(ValueError, match="g"):
+        trial_uplink_power(g.real, c, gamma)
+    with pytest.raises(ValueError, match="arch"):
+        UGHBFModelConfig(arch="mlp")
+    with pytest.raises(ValueError, match="degree"):
+        UGHBFModelConfig(arch="fcn", degree=1)
+    with pytest.raises(ValueError, match="constraint"):
+        UGHBFTrainConfig(constraint="penalty")
+    with pytest.raises(ValueError, match="batch_size"):
+        UGHBFTrainConfig(batch_size=10, n_train=5)
+    with pytest.raises(ValueError, match="powers"):
+        straight_through_softmin(
+            torch.tensor([[math.nan, 1.0]]),
+            torch.eye(2, dtype=torch.complex128),
+            5.0,
+            torch.tensor([0]),
+        )
+    task = make_task(ENV, constraint_groups=True)
+    inst = task.sample(torch.Generator().manual_seed(0), 2)
+    with pytest.raises(ValueError, match="num_rf"):
+        ug_hbf_forward(
+            task, task.known(inst), GCN(4, 8, 3, 1, 8.0), UGHBFModelConfig(fully_digital=True)
+        )
+
+
+def test_annealed_constraint_eq52_eq53_and_quantile_eq54() -> None:
+    """docs/readings.md#002-ug-hbf-training: eq. (53) bounds and eq. (52)/(54) values."""
+    cfg = UGHBFTrainConfig()
+    ratio = torch.linspace(-0.5, 1.0, 100, dtype=torch.float64).reshape(50, 2)
+    # the 0.1-quantile is negative (outage above nominal): beta moves towards 1 / -Q
+    qv = float(torch.quantile(ratio.flatten(), 0.1))
+    assert qv < 0
+    b = anneal_beta(1.0, ratio, 0.1, cfg)
+    assert b == pytest.approx(0.99 + 0.01 / -qv)
+    # oversatisfied: beta converges to the bound beta_c-bar = 50
+    b = 1.0
+    for _ in range(3000):
+        b = anneal_beta(b, ratio.abs() + 1.0, 0.1, cfg)
+    assert b == pytest.approx(50.0, rel=1e-6)
+    g = outage_surrogate(ratio, torch.ones_like(ratio), ratio + 1, 0.1, kind="anneal", beta_c=1e6)
+    frac_ok = float((ratio > 0).double().mean())  # logistic ~ step at large beta
+    assert float(g) == pytest.approx(0.9 - frac_ok, abs=1e-2)
+    gq = outage_surrogate(ratio, torch.ones_like(ratio), ratio + 1, 0.1, kind="quantile")
+    assert float(gq) == pytest.approx(float(torch.quantile(-ratio.flatten(), 0.9)))
+
+
+def test_adaptive_clipping_caps_the_inf_norm_at_the_history_quantile() -> None:
+    cfg = UGHBFTrainConfig(clip_warmup=3)
+    p = torch.nn.Parameter(torch.zeros(3))
+    hist = [1.0, 2.0, 3.0, 4.0]
+    p.grad = torch.tensor([10.0, -20.0, 5.0])
+    norm = adaptive_clip_([p], hist, cfg)
+    assert norm == 20.0 and hist[-1] == 20.0
+    cap = float(torch.quantile(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64), 0.9))
+    assert float(p.grad.abs().max()) == pytest.approx(cap)
+
+
+def test_a_few_training_steps_change_the_weights_and_log_eq55() -> None:
+    task = make_task(ENV, constraint_groups=True)
+    cfg = UGHBFTrainConfig(
+        steps=2, batch_size=8, n_train=8, n_val=8, val_interval=1, lr=0.01, lambda_init=10.0
+    )
+    state, hist, info = train_ug_hbf(task, UGHBFModelConfig(width=8), cfg)
+    assert info["steps"] == 2 and len(hist) == 3
+    # docs/readings.md#002-ug-hbf-training: duals start at lambda_init, move by eq. (51)
+    assert all(hist[0][f"lambda_g{d}"] == 10.0 for d in range(4))
+    assert any(hist[-1][f"lambda_g{d}"] != 10.0 for d in range(4))
+    assert all(math.isfinite(r["j_cm"]) for r in hist)
+    assert all(v.dtype == torch.float32 for v in state.values())
+    assert not any(k.endswith("num_batches_tracked") for k in state)
+
+
+def test_compact_fixed_point_flags_infeasible_targets() -> None:
+    g, c, _ = _problem(seed=2, n=2)
+    gamma = torch.full((2, 3), 1e9, dtype=torch.float64)
+    Q, U = torch.linalg.qr(g.mT)
+    _, _, ok = compact_uplink_fixed_point(U, c, gamma, max_iter=50)
+    assert not bool(ok.any())
+    assert bool(torch.isinf(trial_uplink_power(g, c, gamma)).all())
+
+
+def test_fully_digital_dft_analog_equals_the_identity() -> None:
+    """docs/readings.md#002-ug-hbf-fully-digital: A = unitary DFT codebook acts as A = I."""
+    task = make_task(ENV, num_rf=16)
+    cb = task.codebook.to(torch.complex128)
+    g, c, gamma = _problem(seed=17, n=3, r=16)  # g: fully digital channels h_i (A = I)
+    d_id, p_id, ok_id, _ = _final_design(g, c, gamma, 1e4)
+    d_cb, p_cb, ok_cb, _ = _final_design(g @ cb.conj(), c, gamma, 1e4)
+    assert bool(ok_id.all()) and bool(ok_cb.all())
+    torch.testing.assert_close(p_cb, p_id, rtol=1e-8, atol=0)
+    x_cb = cb @ d_cb  # transmit precoders A @ digital
+    gains = lambda x: (g.conj() @ x).abs().square()  # noqa: E731
+    torch.testing.assert_close(gains(x_cb), gains(d_id), rtol=1e-7, atol=1e-9)
