@@ -55,8 +55,9 @@ __all__ = [
 def parse_env_kwargs(pairs: Iterable[str]) -> dict[str, Any]:
     """Env keywords from ``key=value`` pairs; values are Python literals, else strings.
 
-    Example: ``["placement=spatial-division", "N=8", "snr_db=(5, 10)"]`` ->
-    ``{"placement": "spatial-division", "N": 8, "snr_db": (5, 10)}``.
+    ``true`` / ``false`` (any case, as TOML and shells spell them) are the bools.
+    Example: ``["placement=spatial-division", "N=8", "snr_db=(5, 10)", "flag=true"]`` ->
+    ``{"placement": "spatial-division", "N": 8, "snr_db": (5, 10), "flag": True}``.
 
     Raises:
         ValueError: A pair without ``=`` or with an empty key.
@@ -70,6 +71,8 @@ def parse_env_kwargs(pairs: Iterable[str]) -> dict[str, Any]:
             value: Any = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            value = value.strip().lower() == "true"
         out[key.strip()] = value
     return out
 

@@ -131,3 +131,9 @@ def test_every_named_train_command_parses_with_the_agents_trainer(
     for k, v in env_kw.items():
         got = getattr(trained.config, k)
         assert got == v or got == (v,), (k, got, v)
+
+
+def test_parse_env_kwargs_reads_lowercase_bools() -> None:
+    kw = parse_env_kwargs(["constraint_groups=true", "reject_infeasible=FALSE", "x=True", "s=t"])
+    assert kw == {"constraint_groups": True, "reject_infeasible": False, "x": True, "s": "t"}
+    assert all(type(kw[k]) is bool for k in ("constraint_groups", "reject_infeasible", "x"))
