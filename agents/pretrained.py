@@ -33,8 +33,9 @@ import json
 import math
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 
@@ -54,6 +55,7 @@ __all__ = [
     "pretrained_dir",
     "read_checkpoint",
     "read_config",
+    "rebuild_model",
     "resolve_checkpoint",
     "write_checkpoint",
 ]
@@ -230,6 +232,43 @@ def read_checkpoint(path: str | Path, agent: str | None = None) -> Checkpoint:
     if agent is not None and config.get("agent") != agent:
         raise CheckpointError(f"{path} holds agent {config.get('agent')!r}, not {agent!r}")
     return Checkpoint(state, config, path)
+
+
+_C = TypeVar("_C")
+_M = TypeVar("_M", bound=torch.nn.Module)
+
+
+def rebuild_model(
+    ckpt: Checkpoint,
+    config_cls: Callable[..., _C],
+    build: Callable[[_C], _M],
+    what: str,
+    retrain: str,
+) -> tuple[_M, _C]:
+    """The model of a checkpoint read by :func:`read_checkpoint`, in eval mode.
+
+    Args:
+        ckpt: The checkpoint.
+        config_cls: The training configuration class; built from the stored ``train_config``.
+        build: Builds the (untrained) model of a configuration.
+        what: The model's name in the error message (e.g. ``"KD-EDN"``).
+        retrain: The command that trains a fitting model, quoted in the error message.
+
+    Returns:
+        ``(model, config)``.
+
+    Raises:
+        CheckpointError: The stored configuration or the weights do not fit the model.
+    """
+    try:
+        config = config_cls(**ckpt.config["train_config"])
+        model = build(config)
+        model.load_state_dict(ckpt.state)
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{ckpt.path} does not fit {what} ({exc}); retrain with: {retrain}"
+        ) from exc
+    return model.eval(), config
 
 
 def resolve_checkpoint(

@@ -64,6 +64,7 @@ from agents.pretrained import (
     CheckpointError,
     env_config_dict,
     read_checkpoint,
+    rebuild_model,
     write_checkpoint,
 )
 from agents.rules.gradient import DEFAULT_ETA, band_sum_rate
@@ -462,16 +463,7 @@ def model_from_checkpoint(ckpt: Checkpoint) -> tuple[KDEDN, KDEDNTrainConfig]:
     Raises:
         CheckpointError: The weights do not fit the stored configuration.
     """
-    try:
-        config = KDEDNTrainConfig(**ckpt.config["train_config"])
-        model = _build(config)
-        model.load_state_dict(ckpt.state)
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(
-            f"{ckpt.path} does not fit KD-EDN ({exc}); retrain with: {_TRAIN_HINT}"
-        ) from exc
-    model.eval()
-    return model, config
+    return rebuild_model(ckpt, KDEDNTrainConfig, _build, "KD-EDN", _TRAIN_HINT)
 
 
 def load_checkpoint(path: str | Path) -> tuple[KDEDN, KDEDNTrainConfig, dict[str, Any]]:

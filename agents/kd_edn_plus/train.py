@@ -37,7 +37,7 @@ import torch
 from agents.cli import add_dataclass_arguments, dataclass_from_args, parse_env_kwargs
 from agents.kd_edn.train import KD_EDN_ENVS, training_view
 from agents.kd_edn_plus.model import KNOT_TABLES, SNR_KNOTS, KDEDNPlus
-from agents.pretrained import Checkpoint, CheckpointError, env_config_dict
+from agents.pretrained import Checkpoint, env_config_dict, rebuild_model
 from agents.rules.gradient import band_sum_rate
 from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from beamgym.datasets import make_instance_set
@@ -333,16 +333,7 @@ def model_from_checkpoint(ckpt: Checkpoint) -> tuple[KDEDNPlus, KDEDNPlusTrainCo
     Raises:
         CheckpointError: The weights do not fit the stored configuration.
     """
-    try:
-        config = KDEDNPlusTrainConfig(**ckpt.config["train_config"])
-        model = build_model(config)
-        model.load_state_dict(ckpt.state)
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(
-            f"{ckpt.path} does not fit KD-EDN+ ({exc}); retrain with: {_TRAIN_HINT}"
-        ) from exc
-    model.eval()
-    return model, config
+    return rebuild_model(ckpt, KDEDNPlusTrainConfig, build_model, "KD-EDN+", _TRAIN_HINT)
 
 
 #: Columns of ``train_log.csv``.
