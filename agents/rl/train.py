@@ -88,7 +88,7 @@ class RLTrainConfig:
     """Range d of the optimal-structure wrapper's exponential maps (decades)."""
     max_margin_db: float = 6.0
     """Largest per-user margin of the margin wrapper (dB)."""
-    phase_scale: float = 0.1
+    phase_scale: float = 0.05
     """Largest phase turn of the pga-residual wrapper, as a fraction s of pi (0 < s <= 1)."""
     pga_iters: int = 10
     """PGA+M iterations J of the pga-residual wrapper's start."""

@@ -158,7 +158,7 @@ class PGAResidualMap(ActionMap):
     name = "pga-residual"
 
     def __init__(
-        self, task: BeamformingTask, scale: float = 0.1, J: int = 10, seed: int = 0
+        self, task: BeamformingTask, scale: float = 0.05, J: int = 10, seed: int = 0
     ) -> None:
         """Bind to ``task``; see the class docstring."""
         super().__init__(task)
@@ -214,7 +214,7 @@ class PGAResidualMap(ActionMap):
 class PGAResidualAction(MappedAction, gym.utils.RecordConstructorArgs):
     """Single-env wrapper: a phase correction on PGA+M(J) (ModularUplink-v0)."""
 
-    def __init__(self, env: gym.Env, scale: float = 0.1, J: int = 10, seed: int = 0) -> None:
+    def __init__(self, env: gym.Env, scale: float = 0.05, J: int = 10, seed: int = 0) -> None:
         """Wrap a ModularUplink-v0 ``env``."""
         gym.utils.RecordConstructorArgs.__init__(self, scale=scale, J=J, seed=seed)
         super().__init__(env, PGAResidualMap(task_of(env), scale=scale, J=J, seed=seed))
@@ -224,7 +224,7 @@ class VectorPGAResidualAction(VectorMappedAction):
     """Vector-env wrapper: a phase correction on PGA+M(J) (ModularUplink-v0, batched)."""
 
     def __init__(
-        self, env: gym.vector.VectorEnv, scale: float = 0.1, J: int = 10, seed: int = 0
+        self, env: gym.vector.VectorEnv, scale: float = 0.05, J: int = 10, seed: int = 0
     ) -> None:
         """Wrap a native ModularUplink-v0 vector ``env``."""
         super().__init__(env, PGAResidualMap(task_of(env), scale=scale, J=J, seed=seed))
