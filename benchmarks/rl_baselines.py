@@ -69,7 +69,8 @@ class Setting:
     env_kwargs: dict[str, Any]
     """Env configuration (empty: the env defaults)."""
     classical: tuple[str, ...]
-    """Registered non-RL agents scored beside the RL agents."""
+    """Registered non-RL agents scored beside the RL agents (``"name"`` or, with
+    hyperparameters, ``"name:key=value,..."``, e.g. ``"pga_m:J=20"``)."""
     max_n: int = 500
     """Largest number of test instances (caps ``--n`` where a classical agent is slow)."""
     target: str = ""
@@ -96,7 +97,7 @@ SETTINGS = (
         "modular",
         "beamgym/ModularUplink-v0",
         {},
-        ("random", "pga_m"),
+        ("random", "pga_m", "pga_m:J=20"),
         target="best RL >= 0.90 per-user nats (PGA+M(10): 0.888)",
     ),
     Setting(
@@ -167,6 +168,18 @@ def _curve(agent: Any) -> dict[str, list[float]] | None:
     return {k: [float(r[k]) for r in rows] for k in ("steps", "seconds", "mean_metric")}
 
 
+def _agent_entry(entry: str) -> tuple[str, dict[str, Any]]:
+    """``"pga_m:J=20,beta=0.9"`` -> ``("pga_m", {"J": 20, "beta": 0.9})`` (values as JSON)."""
+    name, _, rest = entry.partition(":")
+    hparams = {}
+    for pair in filter(None, rest.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"agent entry {entry!r}: expected name:key=value,...")
+        hparams[key] = json.loads(value)
+    return name, hparams
+
+
 def run_setting(setting: Setting, n: int, batch: int) -> dict[str, Any]:
     """Score the RL agents with a committed model and the classical agents on the test set."""
     n = min(n, setting.max_n)
@@ -175,8 +188,9 @@ def run_setting(setting: Setting, n: int, batch: int) -> dict[str, Any]:
     ds = make_instance_set(setting.env_id, n=n, seed=TEST_SEED, **kw)
     specs = registered_agents()
     rows, curves, metrics = [], {}, []
-    for name in (*RL_AGENTS, *setting.classical):
-        agent = make_agent(name, task)
+    for entry in (*RL_AGENTS, *setting.classical):
+        name, hparams = _agent_entry(entry)
+        agent = make_agent(name, task, **hparams)
         if specs[name].validation_size > 0:
             val = make_instance_set(
                 setting.env_id, n=specs[name].validation_size, seed=VALIDATION_SEED, **kw

@@ -24,7 +24,7 @@ import beamgym  # noqa: F401  (registers the envs)
 from agents.base import make_agent, registered_agents
 from agents.cli import dataclass_from_args, dataclass_parser, parse_env_kwargs
 from agents.harness import evaluate_agent, mean_ci
-from agents.rl import VectorMarginAction
+from agents.rl import VectorMarginAction, VectorPGAResidualAction
 from beamgym.datasets import make_instance_set
 from beamgym.sb3 import BatchedVecEnv
 from beamgym.wrappers import MappedPolicy
@@ -36,6 +36,7 @@ WRAPPERS = {
     "optimal-structure": vw.OptimalStructureAction,
     "phase": vw.PhaseAction,
     "margin": VectorMarginAction,
+    "pga-residual": VectorPGAResidualAction,
 }
 ALGOS = {"ppo": PPO, "sac": SAC, "td3": TD3}
 
@@ -49,8 +50,8 @@ class Args:
     env_kw: tuple[str, ...] = ("channel=rayleigh", "N=4", "K=4", "snr_db=10")
     """Env configuration as key=value pairs (Python literals)."""
     wrapper: str = "optimal-structure"
-    """Action parameterization: raw, residual, optimal-structure, phase (ModularUplink) or margin
-    (OutageHybrid)."""
+    """Action parameterization: raw, residual, optimal-structure, phase or pga-residual
+    (ModularUplink), margin (OutageHybrid)."""
     residual_scale: float = 0.5
     """Correction size s of the residual wrapper (dimensionless)."""
     algo: str = "ppo"

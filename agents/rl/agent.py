@@ -252,7 +252,8 @@ class RLAgent(Agent):
 
 _DESCRIPTION = (
     "stable-baselines3 {algo} baseline (MlpPolicy) in an action wrapper (default: "
-    "optimal-structure on FullyDigitalFDD, residual on the hybrids, phase on ModularUplink, "
+    "optimal-structure on FullyDigitalFDD, residual on the hybrids, pga-residual (a phase "
+    "correction on PGA+M(10)) on ModularUplink, "
     "margin on OutageHybrid; a model keeps the wrapper it was trained in); trained with "
     "examples/train.py"
 )

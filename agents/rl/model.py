@@ -35,7 +35,7 @@ from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
-from agents.rl.wrappers import MarginMap, StartBaselineReward
+from agents.rl.wrappers import MarginMap, PGAResidualMap, StartBaselineReward
 from beamgym.envs.base import BeamformingTask
 from beamgym.sb3 import BatchedVecEnv
 from beamgym.wrappers import (
@@ -65,13 +65,13 @@ __all__ = [
 #: SB3 algorithm of each registered RL agent.
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
 #: The action wrappers an RL agent can be trained in (``--wrapper``).
-WRAPPERS = ("raw", "residual", "optimal-structure", "phase", "margin")
+WRAPPERS = ("raw", "residual", "optimal-structure", "phase", "margin", "pga-residual")
 #: The envs the RL agents support, with the default wrapper of each.
 DEFAULT_WRAPPER: dict[str, str] = {
     "beamgym/FullyDigitalFDD-v0": "optimal-structure",
     "beamgym/FarFieldHybrid-v0": "residual",
     "beamgym/NearFieldHybrid-v0": "residual",
-    "beamgym/ModularUplink-v0": "phase",
+    "beamgym/ModularUplink-v0": "pga-residual",
     "beamgym/OutageHybrid-v0": "margin",
 }
 ENV_IDS = tuple(DEFAULT_WRAPPER)
@@ -84,7 +84,7 @@ class RLModelConfig:
     algo: str = "ppo"
     """SB3 algorithm: ``ppo``, ``sac`` or ``td3``."""
     wrapper: str = "optimal-structure"
-    """Action wrapper: raw, residual, optimal-structure, phase or margin."""
+    """Action wrapper: raw, residual, optimal-structure, phase, margin or pga-residual."""
     residual_scale: float = 0.5
     """Correction size ``s`` of the residual wrapper (dimensionless)."""
     decades: float = 2.0
@@ -93,18 +93,30 @@ class RLModelConfig:
     """Largest per-user margin of the margin wrapper (dB)."""
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value/critic MLPs (SB3's default 64, 64)."""
+    phase_scale: float = 0.05
+    """Largest phase turn of the pga-residual wrapper, as a fraction s of pi (0 < s <= 1; the
+    value the validation runs chose)."""
+    pga_iters: int = 10
+    """PGA+M iterations J of the pga-residual wrapper's start."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
             raise ValueError(f"algo must be one of {sorted(ALGORITHMS)}, got {self.algo!r}")
         if self.wrapper not in WRAPPERS:
             raise ValueError(f"wrapper must be one of {WRAPPERS}, got {self.wrapper!r}")
-        for name in ("residual_scale", "decades", "max_margin_db"):
+        for name in ("residual_scale", "decades", "max_margin_db", "phase_scale"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
             if v <= 0:
                 raise ValueError(f"{name} must be > 0, got {v!r}")
+        if self.phase_scale > 1:
+            raise ValueError(
+                f"phase_scale must be <= 1 (a turn of at most pi), got {self.phase_scale!r}"
+            )
+        J = self.pga_iters
+        if isinstance(J, bool) or not isinstance(J, int) or J < 1:
+            raise ValueError(f"pga_iters must be an int >= 1, got {J!r}")
         arch = tuple(self.net_arch)
         if not arch or not all(isinstance(w, int) and not isinstance(w, bool) for w in arch):
             raise ValueError(f"net_arch must be one or more layer widths, got {self.net_arch!r}")
@@ -136,6 +148,8 @@ def make_action_map(task: BeamformingTask, config: RLModelConfig) -> ActionMap:
         return OptimalStructureMap(task, decades=config.decades)
     if config.wrapper == "phase":
         return PhaseMap(task)
+    if config.wrapper == "pga-residual":
+        return PGAResidualMap(task, scale=config.phase_scale, J=config.pga_iters)
     return MarginMap(task, max_margin_db=config.max_margin_db)
 
 

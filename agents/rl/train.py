@@ -80,13 +80,18 @@ class RLTrainConfig:
     """Training recipe of an RL baseline (every field is an ``examples/train.py`` option)."""
 
     wrapper: str = ""
-    """Action wrapper: raw, residual, optimal-structure, phase, margin (empty: env default)."""
+    """Action wrapper: raw, residual, optimal-structure, phase, margin, pga-residual (empty: env
+    default)."""
     residual_scale: float = 0.5
     """Correction size s of the residual wrapper (dimensionless)."""
     decades: float = 2.0
     """Range d of the optimal-structure wrapper's exponential maps (decades)."""
     max_margin_db: float = 6.0
     """Largest per-user margin of the margin wrapper (dB)."""
+    phase_scale: float = 0.05
+    """Largest phase turn of the pga-residual wrapper, as a fraction s of pi (0 < s <= 1)."""
+    pga_iters: int = 10
+    """PGA+M iterations J of the pga-residual wrapper's start."""
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value/critic MLPs."""
     total_steps: int = 200_000
@@ -172,6 +177,8 @@ class RLTrainConfig:
             decades=self.decades,
             max_margin_db=self.max_margin_db,
             net_arch=tuple(self.net_arch),
+            phase_scale=self.phase_scale,
+            pga_iters=self.pga_iters,
         )
 
     def algo_kwargs(self, algo: str) -> dict[str, Any]:

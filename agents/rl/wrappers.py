@@ -1,4 +1,11 @@
-r"""``MarginAction`` for OutageHybrid-v0: per-user SINR margins on top of the greedy rule.
+r"""Action maps that run an ``agents`` rule inside the map (beamgym itself cannot import them).
+
+* :class:`MarginAction` (OutageHybrid-v0): per-user SINR margins on top of the greedy rule.
+* :class:`PGAResidualAction` (ModularUplink-v0): a bounded phase correction on PGA+M(J).
+* :class:`StartBaselineReward`: the training reward minus the ``a = 0`` design's reward.
+
+MarginAction
+------------
 
 OutageHybrid-v0's raw action (the one :class:`beamgym.wrappers.RawAction` passes through) is
 ``M`` codeword scores (the ``M_rf`` largest pick the analog beams) followed by ``K`` stream
@@ -13,6 +20,18 @@ Sec. V-A-3) on the KNOWN CSI ``h_est`` (decoded from the observation) with the r
 :math:`\gamma'`, in float64 as the ``ghbf_perf`` agent does; the design goes through the env's
 own ``beamformer_to_action``. ``a = -1`` is the plain greedy (agent ``ghbf_perf``); one margin
 for all users is agent ``ghbf_marg``'s structure, here learned per user and per instance.
+
+PGAResidualAction
+-----------------
+:class:`PGAResidualMap` starts from paper 004's PGA with momentum (Algorithm 1,
+:func:`agents.rules.pga_momentum.pga_momentum`) run for ``J`` iterations with the ``pga_m``
+agent's constants (:math:`\mu = 1`, :math:`\beta = 0.9`, Table I's "PGA+M, J = 10") on the
+KNOWN channel ``H_est`` decoded from the observation, and lets the agent turn every phase
+shifter by a bounded angle:
+
+.. math:: \mathbf W = \mathbf W_J \odot e^{j\pi s\, a}, \qquad a \in [-1, 1]^{PNL}
+
+with :math:`s` = ``scale``. ``a = 0`` is PGA+M(J) exactly.
 """
 
 from __future__ import annotations
@@ -25,15 +44,25 @@ import numpy as np
 import torch
 
 from agents.rules.greedy import greedy_hybrid_beamforming
+from agents.rules.pga_momentum import pga_momentum, random_unit_modulus_panels
 from beamgym.envs.base import BeamformingTask
 from beamgym.structures import HybridBeamformer
 from beamgym.wrappers import MappedAction, task_of
 from beamgym.wrappers.maps import ActionMap
 from beamgym.wrappers.vector import MappedAction as VectorMappedAction
 
-__all__ = ["MarginAction", "MarginMap", "StartBaselineReward", "VectorMarginAction"]
+__all__ = [
+    "MarginAction",
+    "MarginMap",
+    "PGAResidualAction",
+    "PGAResidualMap",
+    "StartBaselineReward",
+    "VectorMarginAction",
+    "VectorPGAResidualAction",
+]
 
 OUTAGE = "beamgym/OutageHybrid-v0"
+MODULAR = "beamgym/ModularUplink-v0"
 
 
 class MarginMap(ActionMap):
@@ -103,6 +132,104 @@ class VectorMarginAction(VectorMappedAction):
         super().__init__(env, MarginMap(task_of(env), max_margin_db=max_margin_db))
 
 
+class PGAResidualMap(ActionMap):
+    r"""A bounded phase correction on PGA+M(J) (ModularUplink-v0; see the module docstring).
+
+    The start :math:`\mathbf W_J` is :func:`agents.rules.pga_momentum.pga_momentum` with
+    ``J`` iterations, :math:`\mu = 1`, :math:`\beta = 0.9` (the ``pga_m`` agent's defaults)
+    on the known channel of the observation, from the random unit-modulus start
+    :func:`~agents.rules.pga_momentum.random_unit_modulus_panels` of ``seed``. The ``pga_m``
+    agent draws one start per row of its batch; here ONE draw (batch 1, the ``pga_m`` agent's
+    start of a single instance) is shared by every row, so the start, and hence the design,
+    is a function of the observation alone (a policy cannot see its row in the batch). For a
+    single instance ``a = 0`` therefore gives exactly the ``pga_m`` agent's design.
+
+    The action turns each phase shifter by :math:`\pi s a_{p,n,l}` (``[B, P*N*L]`` in
+    ``[-1, 1]``, reshaped to ``[B, P, N, L]``); the env's own action map then applies its
+    projection (a unit-modulus design is a fixed point of eq. (10)).
+
+    Args:
+        task: The ModularUplink-v0 task.
+        scale: Correction size :math:`s \in (0, 1]` (largest turn :math:`s\pi` radians).
+        J: PGA+M iterations of the start (:math:`J \ge 1`, default 10).
+        seed: Seed of the shared random start (default 0, the ``pga_m`` agent's).
+    """
+
+    name = "pga-residual"
+
+    def __init__(
+        self, task: BeamformingTask, scale: float = 0.05, J: int = 10, seed: int = 0
+    ) -> None:
+        """Bind to ``task``; see the class docstring."""
+        super().__init__(task)
+        if task.env_id != MODULAR:
+            raise ValueError(f"PGAResidualAction supports {MODULAR}, got {task.env_id}")
+        if not (
+            isinstance(scale, int | float)
+            and not isinstance(scale, bool)
+            and math.isfinite(scale)
+            and 0 < scale <= 1
+        ):
+            raise ValueError(f"scale must be a finite number in (0, 1], got {scale!r}")
+        for name, v in (("J", J), ("seed", seed)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "J" else 0):
+                raise ValueError(f"{name} must be an int >= {1 if name == 'J' else 0}, got {v!r}")
+        self.scale = float(scale)
+        self.J = J
+        self.seed = seed
+        self.dim = int(np.prod(task.panel_shape))
+        self._cache: tuple[np.ndarray, torch.Tensor] | None = None
+
+    def start(self, observation: Any) -> torch.Tensor:
+        """PGA+M(J) on the observations' known channels, complex ``[B, P, N, L]``.
+
+        The last batch's result is kept: the reward baseline and the step that follows it map
+        the same observations, so PGA+M runs once per step.
+        """
+        obs = np.asarray(observation, dtype=np.float32)
+        if self._cache is not None and np.array_equal(self._cache[0], obs):
+            return self._cache[1]
+        known = self.known(obs)
+        t = self.task
+        W0 = random_unit_modulus_panels(
+            self.seed, 1, t.panel_shape, dtype=t.cdtype, device=t.device
+        ).expand(obs.shape[0], *t.panel_shape)
+        with torch.no_grad():
+            W = pga_momentum(t, known, J=self.J, mu=1.0, beta=0.9, W0=W0)[-1]
+        self._cache = (obs.copy(), W)
+        return W
+
+    def beamformer(self, action: Any, observation: Any) -> torch.Tensor:
+        r"""The start with every phase turned by :math:`\pi s a`, complex ``[B, P, N, L]``."""
+        a = self._check_action(action)
+        W = self.start(observation)
+        if a.shape[0] != W.shape[0]:
+            raise ValueError(
+                f"action and observation batch sizes differ: {a.shape[0]} vs {W.shape[0]}"
+            )
+        turn = torch.polar(torch.ones_like(a), math.pi * self.scale * a)
+        return W * turn.reshape(W.shape).to(W.dtype)
+
+
+class PGAResidualAction(MappedAction, gym.utils.RecordConstructorArgs):
+    """Single-env wrapper: a phase correction on PGA+M(J) (ModularUplink-v0)."""
+
+    def __init__(self, env: gym.Env, scale: float = 0.05, J: int = 10, seed: int = 0) -> None:
+        """Wrap a ModularUplink-v0 ``env``."""
+        gym.utils.RecordConstructorArgs.__init__(self, scale=scale, J=J, seed=seed)
+        super().__init__(env, PGAResidualMap(task_of(env), scale=scale, J=J, seed=seed))
+
+
+class VectorPGAResidualAction(VectorMappedAction):
+    """Vector-env wrapper: a phase correction on PGA+M(J) (ModularUplink-v0, batched)."""
+
+    def __init__(
+        self, env: gym.vector.VectorEnv, scale: float = 0.05, J: int = 10, seed: int = 0
+    ) -> None:
+        """Wrap a native ModularUplink-v0 vector ``env``."""
+        super().__init__(env, PGAResidualMap(task_of(env), scale=scale, J=J, seed=seed))
+
+
 class StartBaselineReward(gym.vector.VectorWrapper):
     r"""Training reward relative to the action map's start design (a control variate).
 
@@ -112,7 +239,8 @@ class StartBaselineReward(gym.vector.VectorWrapper):
 
     where :math:`r(s, \mathbf 0)` is the env's reward of the map's ``a = 0`` design (MMSE for
     the optimal-structure and residual maps, the greedy with half the largest margin for the
-    margin map) on the same TRUE instance. The subtracted term does not depend on the action,
+    margin map, PGA+M(J) for the PGA residual map) on the same TRUE instance. The subtracted
+    term does not depend on the action,
     so every policy's ranking, and thus the optimal policy, is unchanged (with ``horizon > 1``
     the instance is fixed for the interval, so the term is action-independent too); what goes
     away is the spread of the reward across channel instances, which otherwise dominates the
