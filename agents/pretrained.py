@@ -52,6 +52,8 @@ __all__ = [
     "env_config_dict",
     "env_name",
     "find_committed",
+    "load_module_state",
+    "module_state",
     "pretrained_dir",
     "read_checkpoint",
     "read_config",
@@ -232,6 +234,19 @@ def read_checkpoint(path: str | Path, agent: str | None = None) -> Checkpoint:
     if agent is not None and config.get("agent") != agent:
         raise CheckpointError(f"{path} holds agent {config.get('agent')!r}, not {agent!r}")
     return Checkpoint(state, config, path)
+
+
+def module_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module``'s tensors: what an agent's ``state_dict`` returns."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], owner: str) -> None:
+    """Load ``state`` into ``module``; CheckpointError naming ``owner`` if it does not fit."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{owner}: state does not fit the model ({exc})") from exc
 
 
 _C = TypeVar("_C")

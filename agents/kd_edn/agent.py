@@ -43,6 +43,8 @@ from agents.pretrained import (
     check_env_config,
     env_config_dict,
     find_committed,
+    load_module_state,
+    module_state,
     pretrained_dir,
     read_checkpoint,
     resolve_checkpoint,
@@ -204,14 +206,11 @@ class KDEDNAgent(DigitalPrecoderAgent):
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The network's tensors (encoder, beamformer decoder, channel decoder)."""
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return module_state(self.model)
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore :meth:`state_dict` (the same architecture); raises CheckpointError otherwise."""
-        try:
-            self.model.load_state_dict(state)
-        except (RuntimeError, KeyError) as exc:
-            raise CheckpointError(f"{self.name}: state does not fit the model ({exc})") from exc
+        load_module_state(self.model, state, self.name)
         self._code = None
 
     def checkpoint_config(self) -> dict[str, Any]:

@@ -37,6 +37,8 @@ from agents.pretrained import (
     check_env_config,
     env_config_dict,
     env_name,
+    load_module_state,
+    module_state,
     read_checkpoint,
     read_config,
     resolve_checkpoint,
@@ -213,14 +215,11 @@ class KDEDNPlusAgent(DigitalPrecoderAgent):
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The learned tensors (encoder gains, dequantizer, decoder, MMSE and GA tables)."""
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return module_state(self.model)
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore :meth:`state_dict` (the same architecture); raises CheckpointError otherwise."""
-        try:
-            self.model.load_state_dict(state)
-        except (RuntimeError, KeyError) as exc:
-            raise CheckpointError(f"{self.name}: state does not fit the model ({exc})") from exc
+        load_module_state(self.model, state, self.name)
 
     def checkpoint_config(self) -> dict[str, Any]:
         """The model's configuration (its training env, recipe and command) and the hparams."""
