@@ -144,7 +144,7 @@ class KDEDNTrainConfig:
     bits: int = 4
     sigma_z2: float = 0.1
     enc_hidden: tuple[int, ...] = (256,)
-    dec_hidden: tuple[int, ...] = (512, 512)
+    dec_hidden: tuple[int, ...] = (256, 256)
     ch_hidden: tuple[int, ...] = (256,)
     dropout: float = 0.2
     input_norm: str = "snr"
