@@ -34,6 +34,19 @@ Choices (docs/readings.md#000-kd-edn-training; the paper leaves them open):
 * step size of eq. (11): the ``"normalized"`` rule of
   :func:`agents.classical.fully_digital.gradient_ascent` with :math:`\bar\eta` = ``eta``
   (stable across SNRs; the paper prints no value).
+
+Two options beyond the paper (off by default, so the default recipe is unchanged):
+
+* ``val_every`` > 0 logs a validation curve during stage 1 on a fixed set drawn from
+  ``val_seed`` (its own generator, so the training draws are the same with or without it):
+  the true-channel sum-rate of the deployed :math:`\mathbf W_0` (noisy link, no GA steps) and
+  of :math:`\mathbf W_{Q_t}` after the :math:`Q_t` steps training takes;
+* ``ga_channel="reconstructed"`` is the ablation of eq. (11)'s oracle: the :math:`Q_t`
+  training steps run on the channel decoder's :math:`\hat{\mathbf H}` (what inference
+  has, eq. (9)) instead of the true channel. :math:`\hat{\mathbf H}` is then needed during
+  stage 1, so the channel decoder takes one eq. (17) step per epoch on the epoch's batch
+  (encoder fixed), and :math:`\hat{\mathbf H}` enters the steps as data (no gradient to
+  :math:`\psi` or through :math:`\hat{\mathbf z}`); stage 2 then runs as usual.
 """
 
 from __future__ import annotations
@@ -77,6 +90,7 @@ from beamgym.physics.projections import normalize_power
 
 __all__ = [
     "ALPHA_MODES",
+    "GA_CHANNELS",
     "KD_EDN_ENVS",
     "TrainingView",
     "training_view",
@@ -86,6 +100,7 @@ __all__ = [
     "checkpoint_config",
     "main",
     "model_from_checkpoint",
+    "plateau_gain",
     "make_task",
     "train_kd_edn",
     "evaluate_sum_rate",
@@ -97,6 +112,9 @@ __all__ = [
 #: (alpha = 0): the paper's KD-EDN and its two training baselines (Sec. III-D1).
 ALPHA_MODES: tuple[str, ...] = ("kd", "unsupervised", "supervised")
 _TRAIN_HINT = "python examples/train.py --agent kd_edn --env beamgym/FullyDigitalFDD-v0"
+#: Channels the Q_t training steps of eq. (11) may run on (KDEDNTrainConfig.ga_channel).
+GA_CHANNELS: tuple[str, ...] = ("true", "reconstructed")
+
 #: The envs KD-EDN serves (paper 000 Sec. III, IV-A with steering beams, IV-B).
 KD_EDN_ENVS: tuple[str, ...] = (
     "beamgym/FullyDigitalFDD-v0",
@@ -135,6 +153,12 @@ class KDEDNTrainConfig:
         eta: Normalized step :math:`\bar\eta` of eq. (9)/(11).
         seed: Seed of parameters and data.
         precision: ``"single"`` or ``"double"``.
+        ga_channel: Channel of the :math:`Q_t` training steps: ``"true"`` (eq. (11), the
+            paper) or ``"reconstructed"`` (:math:`\hat{\mathbf H}`, the ablation of the
+            oracle; module docstring).
+        val_every: Stage-1 epochs between validation points (0: no validation curve).
+        val_n: Instances of the validation set.
+        val_seed: Seed of the validation set (instances and feedback error).
     """
 
     env_id: str = "beamgym/FullyDigitalFDD-v0"
@@ -163,16 +187,29 @@ class KDEDNTrainConfig:
     eta: float = DEFAULT_ETA
     seed: int = 0
     precision: str = "single"
+    ga_channel: str = "true"
+    val_every: int = 0
+    val_n: int = 1000
+    val_seed: int = 2_000_003  # agents.harness.VALIDATION_SEED
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "snr_db", tuple(float(s) for s in self.snr_db))
         for name in ("enc_hidden", "dec_hidden", "ch_hidden"):
             object.__setattr__(self, name, tuple(int(w) for w in getattr(self, name)))
-        for name in ("epochs", "ch_epochs", "n_en", "n_de", "q_train", "seed"):
+        for name in (
+            "epochs",
+            "ch_epochs",
+            "n_en",
+            "n_de",
+            "q_train",
+            "seed",
+            "val_every",
+            "val_seed",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        for name in ("batch_size", "alpha_every"):
+        for name in ("batch_size", "alpha_every", "val_n"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -180,6 +217,8 @@ class KDEDNTrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if self.ga_channel not in GA_CHANNELS:
+            raise ValueError(f"ga_channel must be one of {GA_CHANNELS}, got {self.ga_channel!r}")
         if self.ch_loss not in CHANNEL_LOSSES:
             raise ValueError(f"ch_loss must be one of {CHANNEL_LOSSES}, got {self.ch_loss!r}")
         if self.alpha_mode not in ALPHA_MODES:
@@ -305,7 +344,11 @@ def train_kd_edn(
         ``(model, history)``: the trained model (eval mode) and per-epoch records,
         ``history["edn"]`` (``epoch``, ``alpha``, ``loss``, ``sum_rate`` of
         :math:`\mathbf W_{Q_t}` on the epoch's batch before its updates, ``supervised``) and
-        ``history["channel"]`` (``epoch``, ``loss``, ``nmse_db``).
+        ``history["channel"]`` (``epoch``, ``loss``, ``nmse_db``), and with ``val_every`` > 0
+        ``history["val"]`` (``epoch``, ``val_sum_rate`` of the deployed :math:`\mathbf W_0`,
+        ``val_ga_rate`` of :math:`\mathbf W_{Q_t}` after the training steps; true-channel
+        rates on the fixed validation set, evaluated before the epoch's updates and once after
+        the last epoch).
     """
     if model is None:
         model = _build(config)
@@ -320,19 +363,65 @@ def train_kd_edn(
     opt_ch = torch.optim.Adam(model.ch_decoder.parameters(), lr=config.lr)
     sz = math.sqrt(config.sigma_z2)
     history: dict[str, list[dict[str, float]]] = {"edn": [], "channel": []}
+    reconstructed = config.ga_channel == "reconstructed"
 
-    def draw(b: int) -> tuple[TrainingView, torch.Tensor]:
-        view = training_view(task, task.sample(gen, b))
-        dz = sz * torch.randn((b, K, d), generator=gen, dtype=rdtype)
+    def draw(b: int, generator: torch.Generator = gen) -> tuple[TrainingView, torch.Tensor]:
+        view = training_view(task, task.sample(generator, b))
+        dz = sz * torch.randn((b, K, d), generator=generator, dtype=rdtype)
         return view, dz
+
+    def ga_channel(v: TrainingView, z_hat: torch.Tensor) -> torch.Tensor:
+        """The channel of the Q_t steps: true (eq. (11)) or H_hat as data (the ablation)."""
+        if not reconstructed:
+            return v.H
+        return model.reconstruct_channel(z_hat.detach(), v.snr_db).detach().to(v.H.dtype)
+
+    if config.val_every > 0:
+        history["val"] = []
+        val_view, val_dz = draw(config.val_n, torch.Generator().manual_seed(config.val_seed))
+
+    def validate(epoch: int) -> None:
+        """One point of the stage-1 validation curve (eval mode, no gradients)."""
+        was = [m.training for m in (model.encoder, model.bf_decoder, model.ch_decoder)]
+        model.eval()
+        with torch.no_grad():
+            v, P, Q = val_view, val_view.est.power, val_view.est.Q
+            z_hat = quantize(model.encode(v.H_est, v.snr_db), config.bits) + val_dz
+            W0 = model.initial_beamformer(z_hat, P, Q).to(v.H.dtype)
+            Wq = semi_amortized_steps(
+                ga_channel(v, z_hat), W0, P, config.q_train, config.eta, power_weight=Q
+            )
+            rec = {
+                "epoch": float(epoch),
+                "val_sum_rate": float(band_sum_rate(v.H, W0).mean()),
+                "val_ga_rate": float(band_sum_rate(v.H, Wq).mean()),
+            }
+        for m, w in zip((model.encoder, model.bf_decoder, model.ch_decoder), was, strict=True):
+            m.train(w)
+        history["val"].append(rec)
+        if progress is not None:
+            progress("val", rec)
 
     # ---- stage 1: encoder + beamformer decoder (Algorithm 1 lines 3-9) ----
     model.train()
     model.ch_decoder.eval()
     for epoch in range(config.epochs):
+        if config.val_every > 0 and epoch % config.val_every == 0:
+            validate(epoch)
         alpha = config.alpha(epoch)
         v, dz = draw(config.batch_size)
         P, Q = v.est.power, v.est.Q
+        if reconstructed:  # H_hat is needed now: one eq. (17) step of psi, encoder fixed
+            with torch.no_grad():
+                z_ch = quantize(model.encode(v.H_est, v.snr_db), config.bits) + dz
+            model.ch_decoder.train()
+            ch_loss = channel_decoder_loss(
+                v.H_lin, model.reconstruct_channel(z_ch, v.snr_db).to(v.H.dtype), config.ch_loss
+            )
+            opt_ch.zero_grad(set_to_none=True)
+            ch_loss.backward()
+            opt_ch.step()
+            model.ch_decoder.eval()
         teacher = (
             normalize_power(mmse_beamformer(v.H_lin, P), P, Q) if alpha < 1.0 else None
         )  # Sec. III-B2 on the TRUE (effective) channel, eq. (24) power for hybrid
@@ -343,7 +432,9 @@ def train_kd_edn(
             P, Q = v.est.power, v.est.Q
             z_hat = quantize(model.encode(v.H_est, v.snr_db), config.bits) + dz
             W0 = model.initial_beamformer(z_hat, P, Q).to(v.H.dtype)
-            W = semi_amortized_steps(v.H, W0, P, config.q_train, config.eta, power_weight=Q)
+            W = semi_amortized_steps(
+                ga_channel(v, z_hat), W0, P, config.q_train, config.eta, power_weight=Q
+            )
             return kd_loss(v.H, W, alpha, P, teacher)
 
         first: dict[str, float] | None = None
@@ -360,6 +451,9 @@ def train_kd_edn(
         history["edn"].append(rec)
         if progress is not None:
             progress("edn", rec)
+
+    if config.val_every > 0 and config.epochs > 0:
+        validate(config.epochs)
 
     # ---- stage 2: channel decoder given the trained encoder (lines 10-13), eq. (17) ----
     model.eval()
@@ -481,6 +575,25 @@ def load_checkpoint(path: str | Path) -> tuple[KDEDN, KDEDNTrainConfig, dict[str
     return model, config, ckpt.config
 
 
+def plateau_gain(values: Sequence[float], epochs: Sequence[float], tail: float = 0.2) -> float:
+    """Relative gain of a validation curve over its last ``tail`` fraction of epochs.
+
+    ``(v_end - v_start) / |v_start|`` where ``v_end`` is the last point and ``v_start`` the
+    point at (or just before) epoch ``(1 - tail) * last_epoch``; the issue's plateau test is
+    this gain below 1%.
+
+    Raises:
+        ValueError: Fewer than two points, mismatched lengths, or ``tail`` outside (0, 1).
+    """
+    if len(values) != len(epochs) or len(values) < 2:
+        raise ValueError("plateau_gain needs >= 2 points with one epoch each")
+    if not 0.0 < tail < 1.0:
+        raise ValueError(f"tail must be in (0, 1), got {tail}")
+    cut = (1.0 - tail) * epochs[-1]
+    start = max(i for i, e in enumerate(epochs) if e <= cut)
+    return (values[-1] - values[start]) / abs(values[start])
+
+
 # ---- command line (examples/train.py --agent kd_edn ...) -------------------------------------
 #: Training variants: agent name -> overrides of the training configuration.
 TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
@@ -490,7 +603,17 @@ TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
     "kd_edn_q0": {"alpha_mode": "kd", "q_train": 0},
 }
 #: Columns of ``train_log.csv``.
-LOG_FIELDS = ("stage", "epoch", "alpha", "loss", "sum_rate", "supervised", "nmse_db")
+LOG_FIELDS = (
+    "stage",
+    "epoch",
+    "alpha",
+    "loss",
+    "sum_rate",
+    "supervised",
+    "nmse_db",
+    "val_sum_rate",
+    "val_ga_rate",
+)
 
 
 def main(argv: Sequence[str]) -> Path:
@@ -538,6 +661,8 @@ def main(argv: Sequence[str]) -> Path:
 
     def progress(stage: str, rec: dict[str, float]) -> None:
         rows.append({"stage": stage, **rec})
+        if stage == "val":
+            return
         key = "sum_rate" if stage == "edn" else "nmse_db"
         bar(**{stage: f"{rec.get(key, float('nan')):.3f}"})
 
@@ -547,6 +672,36 @@ def main(argv: Sequence[str]) -> Path:
     bar.close()  # type: ignore[attr-defined]
     edn = [r for r in rows if r["stage"] == "edn"]
     ch = [r for r in rows if r["stage"] == "channel"]
+    val = [r for r in rows if r["stage"] == "val"]
+    panels = [
+        Panel(
+            "encoder/decoder",
+            "epoch",
+            "sum-rate of W_Qt (bit/s/Hz)",
+            [Series("", [r["epoch"] for r in edn], [r["sum_rate"] for r in edn])],
+        ),
+        Panel(
+            "channel decoder, eq. (17)",
+            "epoch",
+            "NMSE (dB)",
+            [Series("", [r["epoch"] for r in ch], [r["nmse_db"] for r in ch])],
+        ),
+    ]
+    if val:
+        epochs = [r["epoch"] for r in val]
+        panels.append(
+            Panel(
+                "validation (true channel)",
+                "epoch",
+                "sum-rate (bit/s/Hz)",
+                [
+                    Series("W_0 (deployed, Q_i = 0)", epochs, [r["val_sum_rate"] for r in val]),
+                    Series("W_Qt (training steps)", epochs, [r["val_ga_rate"] for r in val]),
+                ],
+            )
+        )
+        gain = plateau_gain([r["val_sum_rate"] for r in val], epochs)
+        print(f"validation W_0 gain over the last 20% of epochs: {100 * gain:+.2f}%")
     out = write_run(
         ns.out or Path("runs") / ns.agent,
         state=model.state_dict(),
@@ -555,20 +710,7 @@ def main(argv: Sequence[str]) -> Path:
         seconds=seconds,
         rows=rows,
         fields=LOG_FIELDS,
-        panels=(
-            Panel(
-                "encoder/decoder",
-                "epoch",
-                "sum-rate of W_Qt (bit/s/Hz)",
-                [Series("", [r["epoch"] for r in edn], [r["sum_rate"] for r in edn])],
-            ),
-            Panel(
-                "channel decoder, eq. (17)",
-                "epoch",
-                "NMSE (dB)",
-                [Series("", [r["epoch"] for r in ch], [r["nmse_db"] for r in ch])],
-            ),
-        ),
+        panels=tuple(panels),
     )
     print(f"trained {ns.agent} in {seconds:.1f} s -> {out}")
     return out
