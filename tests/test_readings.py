@@ -143,6 +143,8 @@ def test_000_training_defaults_are_the_documented_choices() -> None:
     assert (cfg.lr, cfg.d, cfg.q_train, cfg.sigma_z2) == (1e-3, 32, 5, 0.1)
     assert (cfg.input_norm, cfg.decoder, cfg.ch_loss) == ("snr", "equivariant", "phase-invariant")
     assert cfg.snr_db == (5.0, 10.0, 15.0, 20.0)
+    assert (cfg.enc_hidden, cfg.dec_hidden, cfg.ch_hidden) == ((256,), (256, 256), (256,))
+    assert (cfg.ga_channel, cfg.val_every) == ("true", 0)  # eq. (11) as printed, no extras
 
 
 # ---- paper 003 ---------------------------------------------------------------------------------
