@@ -16,7 +16,13 @@ What it measures (issue 4), every learned model being the committed one
   (empirical entropy of the quantized latents on the test set) against sending the estimated
   channel (2MN reals as 32-bit floats, or with the same b-bit uniform quantizer per real);
 * training time of each committed model (its ``config.json``) and inference latency per
-  instance, batched and single (the harness).
+  instance, batched and single (the harness);
+* issue 11 item 2: the stage-1 validation curve of every model trained with ``--val-every``
+  (the deployed W_0's true-channel rate on the validation seed) with its gain over the last
+  20% of epochs, and the cost of eq. (11)'s oracle: the 300-epoch recipe trained with the Q_t
+  steps on the true channel (``kd_edn/FullyDigitalFDD-v0-300-epochs``) against the same
+  recipe with the steps on the reconstructed channel
+  (``kd_edn/FullyDigitalFDD-v0-ga-reconstructed``), both deployed as the agent runs them.
 
 Usage:
     python benchmarks/kd_edn_000.py                 # full run, ~5-10 min on 2 cores
@@ -200,6 +206,72 @@ def rate_vs_qi(n: int, batch: int, qs: list[int]) -> dict:
     return out
 
 
+#: Issue 11 item 2: label -> variant folder of kd_edn on FullyDigitalFDD-v0 ("" = the default).
+ORACLE_ABLATION = {
+    "plateau (main model)": "",
+    "300 epochs, Q_t steps on H (eq. 11)": "300-epochs",
+    "300 epochs, Q_t steps on H_hat": "ga-reconstructed",
+}
+
+
+def validation_curves() -> dict:
+    """Stage-1 validation curves (``stage == "val"`` rows) of the committed kd_edn models."""
+    from agents.kd_edn.train import plateau_gain
+
+    out = {}
+    for name in LEARNED:
+        root = pretrained_dir(name, ENVS[0]).parent
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            log = folder / "train_log.csv"
+            rows = (
+                [r for r in csv.DictReader(log.open()) if r["stage"] == "val"]
+                if log.is_file()
+                else []
+            )
+            if len(rows) < 2:
+                continue
+            epochs = [float(r["epoch"]) for r in rows]
+            w0 = [float(r["val_sum_rate"]) for r in rows]
+            out[f"{name}/{folder.name}"] = {
+                "epoch": epochs,
+                "val_sum_rate": w0,
+                "val_ga_rate": [float(r["val_ga_rate"]) for r in rows],
+                "last_20pct_gain": plateau_gain(w0, epochs),
+            }
+    return out
+
+
+def oracle_ablation(snrs: list[float], n: int, batch: int) -> dict:
+    """Deployed rate (Q_i = 10 and 0) of the ORACLE_ABLATION models on the test set."""
+    env_id = ENVS[0]
+    out: dict = {"snr_db": snrs, "models": {}, "paired_hat_minus_true": {}}
+    metrics: dict = {}
+    for label, variant in ORACLE_ABLATION.items():
+        ckpt = pretrained_dir("kd_edn", env_id, variant) / "checkpoint.pt"
+        if not ckpt.is_file():
+            continue
+        out["models"][label] = {"folder": ckpt.parent.name, "q_i_10": [], "q_i_0": []}
+        for snr in snrs:
+            ds = make_instance_set(env_id, n=n, seed=TEST_SEED, snr_db=snr)
+            task = make_task(env_id, snr_db=snr)
+            for q in (10, 0):
+                agent = make_agent("kd_edn", task, q_infer=q, checkpoint=str(ckpt))
+                res = evaluate_agent(agent, ds, batch_size=batch, single_instances=1)
+                out["models"][label][f"q_i_{q}"].append(mean_ci(res.metric))
+                metrics[(label, snr, q)] = res.metric
+    a, b = list(ORACLE_ABLATION)[2], list(ORACLE_ABLATION)[1]
+    for q in (10, 0):
+        if all((x, s, q) in metrics for x in (a, b) for s in snrs):
+            out["paired_hat_minus_true"][f"q_i_{q}"] = [
+                mean_ci(metrics[(a, s, q)] - metrics[(b, s, q)]) for s in snrs
+            ]
+    print(
+        "oracle ablation",
+        {k: [round(m, 2) for m, _ in v["q_i_10"]] for k, v in out["models"].items()},
+    )
+    return out
+
+
 def feedback_reference(env_id: str, kw: dict) -> dict:
     task = make_task(env_id, **kw)
     x = task.known(task.sample(torch.Generator().manual_seed(0), 1))
@@ -285,6 +357,34 @@ def markdown(results: dict) -> str:
         if k != "q_i":
             lines.append(f"| {k} | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in v) + " |")
     lines.append("")
+    ab = results.get("oracle_ablation", {})
+    if ab.get("models"):
+        snrs = ab["snr_db"]
+        lines.append("**The oracle of eq. (11): deployed sum-rate, MISO single cell**")
+        lines.append("")
+        lines.append("| model | Q_i | " + " | ".join(f"{x:g} dB" for x in snrs) + " |")
+        lines.append("|---|---|" + "---|" * len(snrs))
+        for label, m in ab["models"].items():
+            for q in (10, 0):
+                cells = " | ".join(f"{mu:.2f} ± {ci:.2f}" for mu, ci in m[f"q_i_{q}"])
+                lines.append(f"| {label} | {q} | {cells} |")
+        for q, v in ab.get("paired_hat_minus_true", {}).items():
+            cells = " | ".join(f"{mu:+.2f} ± {ci:.2f}" for mu, ci in v)
+            lines.append(f"| H_hat − H steps, paired | {q.split('_')[-1]} | {cells} |")
+        lines.append("")
+    for k, v in results.get("validation_curves", {}).items():
+        pts = list(zip(v["epoch"], v["val_sum_rate"], strict=True))
+        step = max(1, len(pts) // 10)
+        shown = pts[::step] + ([pts[-1]] if (len(pts) - 1) % step else [])
+        lines.append(
+            f"Validation curve of {k} (deployed W_0, Q_i = 0, true channel; gain over the last "
+            f"20% of epochs {100 * v['last_20pct_gain']:+.2f}%):"
+        )
+        lines.append("")
+        lines.append("| epoch | " + " | ".join(f"{e:.0f}" for e, _ in shown) + " |")
+        lines.append("|---|" + "---|" * len(shown))
+        lines.append("| W_0 rate | " + " | ".join(f"{r:.2f}" for _, r in shown) + " |")
+        lines.append("")
     lines.append(
         "| committed model | W_Qt rate, last 20 epochs | channel NMSE (dB), last 100 epochs | "
         "training time (s) | command |"
@@ -332,6 +432,8 @@ def main() -> None:
         }
         results["feedback_reference"][label] = feedback_reference(env_id, kw)
     results["rate_vs_qi"] = rate_vs_qi(n, args.batch, [0, 1, 2, 5, 10, 20])
+    results["validation_curves"] = validation_curves()
+    results["oracle_ablation"] = oracle_ablation(snrs, n, args.batch)
     results["seconds"] = time.perf_counter() - t0
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
