@@ -64,10 +64,12 @@ from beamgym._validation import check_int, check_positive, check_tensor
 from beamgym.envs.outage_hybrid import OutageHybridKnown, OutageHybridTask
 from beamgym.physics.codebooks import codeword_scores_eq35, select_codewords, topk_codeword_indices
 from beamgym.physics.power import (
+    _ImplicitUplink,
     _phase_normalize,
     coupling_matrix,
-    implicit_virtual_uplink,
+    downlink_powers,
     scale_to_pmax,
+    uplink_solution_jacobian,
 )
 
 __all__ = [
@@ -302,7 +304,7 @@ def compact_uplink_fixed_point(
     N_i = \mathbf I + \sum_{j\ne i} q_j\widehat\Psi_{j,i}`, from :math:`\mathbf q = \mathbf 0`, in
     the subspace coordinates :math:`\mathbf u_i` (module docstring). The top generalized
     eigenvector is tracked by ``power_steps`` warm-started power iterations per fixed-point
-    step (:math:`\mathbf b \leftarrow \mathbf N_i^{-1}\widehat\Psi_{i,i}\mathbf b`, Cholesky
+    step (:math:`\mathbf b \leftarrow \mathbf N_i^{-1}\widehat\Psi_{i,i}\mathbf b`, linear
     solves only) and :math:`\lambda` is its Rayleigh quotient, so no eigendecomposition is
     needed. Rows whose total exceeds ``bound`` are stopped (the iterates rise), like
     :func:`agents.rules.greedy.gram_uplink_power`.
@@ -356,10 +358,9 @@ def compact_uplink_fixed_point(
     for _ in range(max_iter):
         m = qw.shape[0]
         N = ((qw.unsqueeze(-2) * off) @ iw).view(m, i_users, k2, k2) + eye2
-        L, info = torch.linalg.cholesky_ex(N)
-        bn, den = bw, None
+        bn, den, info = bw, None, None
         for _ in range(power_steps):
-            x = torch.cholesky_solve(y, L)  # N^{-1} Psi_hat_{i,i} b
+            x, info = torch.linalg.solve_ex(N, y)  # N^{-1} Psi_hat_{i,i} b (N = N^T > 0)
             nrm = (x * x).sum(-2, keepdim=True).sqrt().clamp_min(tiny)
             # b^T N b of the normalized b = x / ||x||, by N x = y (no product with N)
             den = (x * y).sum((-1, -2)) / nrm[..., 0, 0].square()
@@ -370,7 +371,9 @@ def compact_uplink_fixed_point(
             den = (bn * (N @ bn)).sum((-1, -2))
         q_new = gw / (num / den.clamp_min(tiny)).clamp_min(tiny)
         # q_new > 0 and a NaN of b reaches it: the total is below the bound iff all is well
-        bad = ~(q_new.sum(-1) <= tw) | info.any(-1)
+        bad = ~(q_new.sum(-1) <= tw)
+        if info is not None:
+            bad = bad | info.any(-1)
         conv = (q_new - qw).abs().amax(-1) <= tol * q_new.amax(-1)
         upd = act & ~bad
         qw = torch.where(upd.unsqueeze(-1), q_new, qw)
@@ -378,7 +381,7 @@ def compact_uplink_fixed_point(
         okw = okw | (upd & conv)
         act = upd & ~conv
         n_act = int(act.sum())
-        if n_act == 0 or (2 * n_act <= m and m >= _COMPACT_MIN):
+        if n_act == 0 or (4 * n_act <= 3 * m and m >= _COMPACT_MIN):
             # write the working set back; continue on the rows still iterating
             if ws is None:
                 q, b, ok = qw, bw, okw
@@ -584,7 +587,9 @@ class UGHBFOutput(NamedTuple):
 def _final_design(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: float):
     """Problem (31) with the implicit gradient (Thm. IV.2), eq. (32) and eq. (34).
 
-    Without gradients (inference) the same design comes from :func:`_final_design_value`.
+    The fixed point of :func:`~beamgym.physics.power.implicit_virtual_uplink` is computed by
+    :func:`exact_uplink_fixed_point`; without gradients (inference) the same design comes from
+    :func:`_final_design_value`, which skips the Jacobian of Thm. IV.2.
     """
     if not (torch.is_grad_enabled() and (g.requires_grad or c.requires_grad)):
         return _final_design_value(g, c, gamma, p_max)
@@ -599,7 +604,7 @@ def _final_design(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: 
     itf = cc[..., 2, None, None] * outer + cc[..., 3, None, None] * eye_k
     eye_i = torch.eye(i_users, dtype=torch.bool, device=g.device)[None, :, :, None, None]
     Psi = torch.where(eye_i, sig.unsqueeze(2), itf.unsqueeze(2))  # [B, i, j, K, K]
-    q, bs, ok = implicit_virtual_uplink(Psi, gamma)
+    q, bs, ok = _ImplicitUplinkEq27.apply(Psi, gamma, U.detach(), c.detach(), None)
     C = coupling_matrix(Psi, bs, gamma)
     p, info = torch.linalg.solve_ex(C, torch.ones_like(gamma).unsqueeze(-1))
     p = p.squeeze(-1)
@@ -681,7 +686,7 @@ def exact_uplink_fixed_point(
         cw = cw | (upd & done)
         act = upd & ~done
         n_act = int(act.sum())
-        if n_act == 0 or (2 * n_act <= m and m >= _COMPACT_MIN):
+        if n_act == 0 or (4 * n_act <= 3 * m and m >= _COMPACT_MIN):
             if ws is None:
                 q, conv = qw, cw
                 ws = torch.arange(n, device=dev)
@@ -705,6 +710,27 @@ def exact_uplink_fixed_point(
     b = _phase_normalize(b.mT)
     feasible = conv & (q > 0).all(-1) & torch.isfinite(q).all(-1)
     return q, b, feasible
+
+
+class _ImplicitUplinkEq27(_ImplicitUplink):
+    """:func:`~beamgym.physics.power.implicit_virtual_uplink` for the covariances of eq. (27).
+
+    The same outputs and backward pass (Thm. IV.2, eq. 49, on ``Psi``); the forward fixed
+    point is :func:`exact_uplink_fixed_point` on the coordinates ``U`` and coefficients ``c``
+    that ``Psi`` is built from (constants here; the gradient reaches them through ``Psi``).
+    """
+
+    @staticmethod
+    def forward(ctx, Psi, gamma, U, c, _unused):  # noqa: D102
+        with torch.no_grad():
+            q, digital, feasible = exact_uplink_fixed_point(U, c, gamma)
+            down = downlink_powers(Psi, digital, gamma)
+            jac, ok = uplink_solution_jacobian(Psi, gamma, q, digital, down.power)
+        ctx.save_for_backward(jac)
+        ctx.dims = (Psi.shape[1], Psi.shape[-1])
+        feasible = feasible & down.feasible & ok
+        ctx.mark_non_differentiable(feasible)
+        return q, digital, feasible
 
 
 def _final_design_value(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: float):
