@@ -47,7 +47,13 @@ subspace (:math:`\mathbf G = \mathbf Q\mathbf T`, QR): the top generalized eigen
 :math:`(\widehat\Psi_{i,i}, \mathbf N_i)` lies in it because :math:`\lambda \ge z_{i,2}\rho_i /
 c_i`, the complement's value (docs/readings.md#002-ug-hbf-subspace). This makes the fully
 digital variant (:math:`\mathbf A` = the unitary DFT matrix, :math:`M_{rf} = M`) as cheap as
-the hybrid one.
+the hybrid one. Without gradients (``solve``) the model evaluates values only: the trials skip
+the autograd function, the selection is the hard argmin (the forward value of eq. 36) and the
+final design skips the Jacobian of Thm. IV.2. Both fixed points build the matrices of eq. (27)
+once and freeze finished rows by masks, because on CPU the cost per operation on these small
+tensors, not the arithmetic, dominates. :mod:`agents.ug_hbf.reference` keeps the first,
+straightforward implementation; the tests check that this one selects the same codewords and
+gives the same powers and gradients up to round-off.
 """
 
 from __future__ import annotations
