@@ -349,7 +349,9 @@ def compact_uplink_fixed_point(
     k2 = 2 * k
     eye2 = torch.eye(k2, dtype=rd, device=dev)
     off = 1.0 - torch.eye(i_users, dtype=rd, device=dev)  # [i, j]: j != i
-    q = torch.zeros(n, i_users, dtype=rd, device=dev)
+    # per-user scalars are kept as [n, I, 1, 1] (they broadcast against b without reshaping)
+    q = torch.zeros(n, i_users, 1, 1, dtype=rd, device=dev)
+    gam = gamma[..., None, None]
     b = torch.cat([u.real, u.imag], dim=-2)  # [n, I, 2K, 1]
     b = b / (b * b).sum(-2, keepdim=True).sqrt().clamp_min(tiny)
     ok = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -358,34 +360,36 @@ def compact_uplink_fixed_point(
         stop = torch.minimum(stop, bound.to(rd))
     # the working set: rows ``ws`` of the batch (None: all), ``act`` those still iterating
     ws = None
-    qw, bw, okw, sw, iw, gw, tw = q, b, ok, sig, itf, gamma, stop
+    qw, bw, okw, sw, iw, gw, tw = q, b, ok, sig, itf, gam, stop
     act = torch.ones(n, dtype=torch.bool, device=dev)
     y = sw @ bw  # Psi_hat_{i,i} b_i
     for _ in range(max_iter):
         m = qw.shape[0]
-        N = ((qw.unsqueeze(-2) * off) @ iw).view(m, i_users, k2, k2) + eye2
+        N = ((qw.view(m, 1, i_users) * off) @ iw).view(m, i_users, k2, k2) + eye2
         bn, den, info = bw, None, None
         for _ in range(power_steps):
             x, info = torch.linalg.solve_ex(N, y)  # N^{-1} Psi_hat_{i,i} b (N = N^T > 0)
-            nrm = (x * x).sum(-2, keepdim=True).sqrt().clamp_min(tiny)
+            x2 = (x * x).sum(-2, keepdim=True)
             # b^T N b of the normalized b = x / ||x||, by N x = y (no product with N)
-            den = (x * y).sum((-1, -2)) / nrm[..., 0, 0].square()
-            bn = x / nrm
+            den = (x * y).sum(-2, keepdim=True) / x2
+            bn = x / x2.sqrt().clamp_min(tiny)
             y = sw @ bn
-        num = (bn * y).sum((-1, -2))
+        num = (bn * y).sum(-2, keepdim=True)
         if den is None:
-            den = (bn * (N @ bn)).sum((-1, -2))
+            den = (bn * (N @ bn)).sum(-2, keepdim=True)
         q_new = gw / (num / den.clamp_min(tiny)).clamp_min(tiny)
         # q_new > 0 and a NaN of b reaches it: the total is below the bound iff all is well
-        bad = ~(q_new.sum(-1) <= tw)
+        good = q_new.sum((1, 2, 3)) <= tw
         if info is not None:
-            bad = bad | info.any(-1)
-        conv = (q_new - qw).abs().amax(-1) <= tol * q_new.amax(-1)
-        upd = act & ~bad
-        qw = torch.where(upd.unsqueeze(-1), q_new, qw)
-        bw = torch.where(upd[:, None, None, None], bn, bw)
-        okw = okw | (upd & conv)
-        act = upd & ~conv
+            good = good & (info == 0).all(-1)
+        conv = (q_new - qw).abs().amax((1, 2, 3)) <= tol * q_new.amax((1, 2, 3))
+        upd = act & good
+        sel = upd.view(m, 1, 1, 1)
+        qw = torch.where(sel, q_new, qw)
+        bw = torch.where(sel, bn, bw)
+        fin = upd & conv
+        okw = okw | fin
+        act = upd ^ fin  # still iterating: updated, not converged
         n_act = int(act.sum())
         if n_act == 0 or (4 * n_act <= 3 * m and m >= _COMPACT_MIN):
             # write the working set back; continue on the rows still iterating
@@ -399,14 +403,14 @@ def compact_uplink_fixed_point(
             keep = act.nonzero().squeeze(-1)
             ws = ws[keep]
             qw, bw, okw, y, act = qw[keep], bw[keep], okw[keep], y[keep], act[keep]
-            sw, iw, gw, tw = sig[ws], itf[ws], gamma[ws], stop[ws]
+            sw, iw, gw, tw = sig[ws], itf[ws], gam[ws], stop[ws]
     else:
         if ws is None:
             q, b, ok = qw, bw, okw
         else:
             q[ws], b[ws], ok[ws] = qw, bw, okw
     b = torch.complex(b[..., :k, 0], b[..., k:, 0])  # [n, I, K]
-    return q, b.mT, ok
+    return q[..., 0, 0], b.mT, ok
 
 
 def _trial_solution(
@@ -685,12 +689,12 @@ def exact_uplink_fixed_point(
         m = qw.shape[0]
         lam = torch.linalg.eigvalsh(whitened(qw, sw, iw)[0])[..., -1]
         q_new = torch.where(lam > 0, gw / lam.clamp_min(tiny), math.inf)
-        bad = ~(q_new.sum(-1) <= q_max)  # (also non-finite)
+        upd = act & (q_new.sum(-1) <= q_max)  # (False also where non-finite)
         done = (q_new - qw).abs().amax(-1) <= tol * q_new.amax(-1)
-        upd = act & ~bad
         qw = torch.where(upd.unsqueeze(-1), q_new, qw)
-        cw = cw | (upd & done)
-        act = upd & ~done
+        fin = upd & done
+        cw = cw | fin
+        act = upd ^ fin
         n_act = int(act.sum())
         if n_act == 0 or (4 * n_act <= 3 * m and m >= _COMPACT_MIN):
             if ws is None:
