@@ -318,8 +318,9 @@ def compact_uplink_fixed_point(
     Computation: the matrices :math:`\widehat\Psi_{i,i}` and :math:`\widehat\Psi_{j,i}`
     (:math:`j \ne i`, which by eq. (27) depend on :math:`j` only) are built once, so that
     :math:`\mathbf N` of all users is one matrix product per step; finished rows are frozen by
-    masks and dropped from the working set only once at least half of it has finished (the
-    per-operation cost of small tensors dominates on CPU). The iterates are those of
+    masks and dropped from the working set only once a quarter of it has finished, and never
+    from a working set below ``_COMPACT_MIN`` rows (the per-operation cost of small tensors
+    dominates on CPU). The iterates are those of
     :func:`agents.ug_hbf.reference.compact_uplink_fixed_point_reference` up to round-off
     (tested).
 

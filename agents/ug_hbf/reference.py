@@ -56,7 +56,9 @@ def compact_uplink_fixed_point_reference(
     power_steps: int = 1,
     bound: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""Virtual-uplink fixed point of problem (31) for the virtual covariances of eq. (27).
+    r"""Reference of :func:`~agents.ug_hbf.model.compact_uplink_fixed_point` (same iterates).
+
+    Virtual-uplink fixed point of problem (31) for the virtual covariances of eq. (27).
 
     The iteration of [58, Alg. 2] (:func:`~beamgym.physics.power.virtual_uplink_fixed_point`),
     :math:`q_i \leftarrow \gamma_i/\lambda_{\max}(\widehat\Psi_{i,i}, \mathbf N_i)`, :math:`\mathbf
@@ -159,7 +161,10 @@ def trial_uplink_power_reference(
 
 
 def final_design_reference(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: float):
-    """Problem (31) with the implicit gradient (Thm. IV.2), eq. (32) and eq. (34)."""
+    """Reference of ``agents.ug_hbf.model._final_design`` (Jacobian also without gradients).
+
+    Problem (31) with the implicit gradient (Thm. IV.2), eq. (32) and eq. (34).
+    """
     Q, U = _subspace(g)
     i_users = g.shape[1]
     k = U.shape[-2]
@@ -189,7 +194,9 @@ def ug_hbf_forward_reference(
     net: GCN,
     config: UGHBFModelConfig,
 ) -> UGHBFOutput:
-    r"""The model :math:`\mathcal M(\mathcal S;\theta)` of paper 002 Fig. 2 on a batch.
+    r"""Reference of :func:`~agents.ug_hbf.model.ug_hbf_forward` (same outputs to round-off).
+
+    The model :math:`\mathcal M(\mathcal S;\theta)` of paper 002 Fig. 2 on a batch.
 
     Runs in double precision (the implicit gradient needs it); the network in its own dtype.
     See the module docstring for the steps (eqs. 27-36, 19-21, 31-34, 49).
