@@ -47,13 +47,20 @@ subspace (:math:`\mathbf G = \mathbf Q\mathbf T`, QR): the top generalized eigen
 :math:`(\widehat\Psi_{i,i}, \mathbf N_i)` lies in it because :math:`\lambda \ge z_{i,2}\rho_i /
 c_i`, the complement's value (docs/readings.md#002-ug-hbf-subspace). This makes the fully
 digital variant (:math:`\mathbf A` = the unitary DFT matrix, :math:`M_{rf} = M`) as cheap as
-the hybrid one.
+the hybrid one. Without gradients (``solve``) the model evaluates values only: the trials skip
+the autograd function, the selection is the hard argmin (the forward value of eq. 36) and the
+final design skips the Jacobian of Thm. IV.2. Both fixed points build the matrices of eq. (27)
+once and freeze finished rows by masks, because on CPU the cost per operation on these small
+tensors, not the arithmetic, dominates. :mod:`agents.ug_hbf.reference` keeps the first,
+straightforward implementation; the tests check that this one selects the same codewords and
+gives the same powers and gradients up to round-off.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
@@ -62,7 +69,14 @@ from torch import nn
 from beamgym._validation import check_int, check_positive, check_tensor
 from beamgym.envs.outage_hybrid import OutageHybridKnown, OutageHybridTask
 from beamgym.physics.codebooks import codeword_scores_eq35, select_codewords, topk_codeword_indices
-from beamgym.physics.power import coupling_matrix, implicit_virtual_uplink, scale_to_pmax
+from beamgym.physics.power import (
+    _ImplicitUplink,
+    _phase_normalize,
+    coupling_matrix,
+    downlink_powers,
+    scale_to_pmax,
+    uplink_solution_jacobian,
+)
 
 __all__ = [
     "ARCHS",
@@ -72,6 +86,7 @@ __all__ = [
     "UGHBFOutput",
     "TrialUplinkPower",
     "compact_uplink_fixed_point",
+    "exact_uplink_fixed_point",
     "gcn_features",
     "shift_operator",
     "straight_through_softmin",
@@ -265,6 +280,18 @@ def _coupling(U: torch.Tensor, bs: torch.Tensor, c: torch.Tensor, gamma: torch.T
     return torch.diag_embed(diag) - off * (1 - eye), X
 
 
+def _real_form(X: torch.Tensor) -> torch.Tensor:
+    """Real ``[..., 2K, 2K]`` form ``[[Re X, -Im X], [Im X, Re X]]`` of complex ``[..., K, K]``."""
+    return torch.cat(
+        [torch.cat([X.real, -X.imag], dim=-1), torch.cat([X.imag, X.real], dim=-1)], dim=-2
+    )
+
+
+#: Working-set size below which :func:`compact_uplink_fixed_point` no longer drops finished rows
+#: (gathering costs more than iterating on a few frozen rows).
+_COMPACT_MIN = 32
+
+
 @torch.no_grad()
 def compact_uplink_fixed_point(
     U: torch.Tensor,
@@ -283,10 +310,19 @@ def compact_uplink_fixed_point(
     N_i = \mathbf I + \sum_{j\ne i} q_j\widehat\Psi_{j,i}`, from :math:`\mathbf q = \mathbf 0`, in
     the subspace coordinates :math:`\mathbf u_i` (module docstring). The top generalized
     eigenvector is tracked by ``power_steps`` warm-started power iterations per fixed-point
-    step (:math:`\mathbf b \leftarrow \mathbf N_i^{-1}\widehat\Psi_{i,i}\mathbf b`, Cholesky
+    step (:math:`\mathbf b \leftarrow \mathbf N_i^{-1}\widehat\Psi_{i,i}\mathbf b`, linear
     solves only) and :math:`\lambda` is its Rayleigh quotient, so no eigendecomposition is
     needed. Rows whose total exceeds ``bound`` are stopped (the iterates rise), like
     :func:`agents.rules.greedy.gram_uplink_power`.
+
+    Computation: the matrices :math:`\widehat\Psi_{i,i}` and :math:`\widehat\Psi_{j,i}`
+    (:math:`j \ne i`, which by eq. (27) depend on :math:`j` only) are built once, so that
+    :math:`\mathbf N` of all users is one matrix product per step; finished rows are frozen by
+    masks and dropped from the working set only once a quarter of it has finished, and never
+    from a working set below ``_COMPACT_MIN`` rows (the per-operation cost of small tensors
+    dominates on CPU). The iterates are those of
+    :func:`agents.ug_hbf.reference.compact_uplink_fixed_point_reference` up to round-off
+    (tested).
 
     Args:
         U: Complex ``[n, K, I]`` subspace coordinates (columns :math:`\mathbf u_i`).
@@ -301,51 +337,102 @@ def compact_uplink_fixed_point(
         ``(q [n, I], b [n, K, I] unit-norm, ok [n])``.
     """
     n, k, i_users = U.shape
-    rd = gamma.dtype
+    rd, dev = gamma.dtype, U.device
     tiny = torch.finfo(rd).tiny
-    u = U.mT  # [n, I, K]
-    eye = torch.eye(k, dtype=U.dtype, device=U.device)
-    q = torch.zeros(n, i_users, dtype=rd, device=U.device)
-    b = u / torch.view_as_real(u).square().sum((-1, -2)).sqrt().clamp_min(tiny).unsqueeze(-1)
-    ok = torch.zeros(n, dtype=torch.bool, device=U.device)
-    stop = torch.full((n,), 1e12, dtype=rd, device=U.device)
+    u = U.mT.unsqueeze(-1)  # [n, I, K, 1]
+    outer = u @ u.mH  # [n, I, K, K]: u_i u_i^H
+    eye = torch.eye(k, dtype=U.dtype, device=dev)
+    cc = c.to(U.dtype)[..., None, None]  # [n, I, 4, 1, 1]
+    # real symmetric [[Re, -Im], [Im, Re]] forms (b^H X b = x^T X_r x for x = [Re b; Im b])
+    sig = _real_form(cc[:, :, 0] * outer + cc[:, :, 1] * eye)  # Psi_hat_{i,i}  [n, I, 2K, 2K]
+    # Psi_hat_{j,i} (j != i) flattened: N_i = I + sum_j [j != i] q_j Psi_hat_{j,i}
+    itf = _real_form(cc[:, :, 2] * outer + cc[:, :, 3] * eye).reshape(n, i_users, -1)
+    k2 = 2 * k
+    eye2 = torch.eye(k2, dtype=rd, device=dev)
+    off = 1.0 - torch.eye(i_users, dtype=rd, device=dev)  # [i, j]: j != i
+    # per-user scalars are kept as [n, I, 1, 1] (they broadcast against b without reshaping)
+    q = torch.zeros(n, i_users, 1, 1, dtype=rd, device=dev)
+    gam = gamma[..., None, None]
+    b = torch.cat([u.real, u.imag], dim=-2)  # [n, I, 2K, 1]
+    b = b / (b * b).sum(-2, keepdim=True).sqrt().clamp_min(tiny)
+    ok = torch.zeros(n, dtype=torch.bool, device=dev)
+    stop = torch.full((n,), 1e12, dtype=rd, device=dev)
     if bound is not None:
         stop = torch.minimum(stop, bound.to(rd))
-    act = torch.arange(n, device=U.device)
+    # the working set: rows ``ws`` of the batch (None: all), ``act`` those still iterating
+    ws = None
+    qw, bw, okw, sw, iw, gw, tw = q, b, ok, sig, itf, gam, stop
+    act = torch.ones(n, dtype=torch.bool, device=dev)
+    y = sw @ bw  # Psi_hat_{i,i} b_i
     for _ in range(max_iter):
-        if act.numel() == 0:
-            break
-        ua, qa, ba, ca = u[act], q[act], b[act], c[act]
-        w3 = (qa * ca[..., 2]).to(U.dtype)
-        Mx = (U[act] * w3.unsqueeze(-2)) @ U[act].mH  # sum_j q_j c3_j u_j u_j^H
-        outer = ua.unsqueeze(-1) * ua.conj().unsqueeze(-2)
-        s4 = (qa * ca[..., 3]).sum(-1, keepdim=True)
-        diag = (1.0 + s4 - qa * ca[..., 3]).to(U.dtype)
-        N = Mx.unsqueeze(1) - w3[..., None, None] * outer + diag[..., None, None] * eye
-        L, info = torch.linalg.cholesky_ex(N)
-        c1 = ca[..., 0:1].to(U.dtype)
-        c2 = ca[..., 1:2].to(U.dtype)
+        m = qw.shape[0]
+        N = ((qw.view(m, 1, i_users) * off) @ iw).view(m, i_users, k2, k2) + eye2
+        bn, den, info = bw, None, None
         for _ in range(power_steps):
-            y = c1 * ua * (ua.conj() * ba).sum(-1, keepdim=True) + c2 * ba
-            ba = torch.cholesky_solve(y.unsqueeze(-1), L).squeeze(-1)
-            nrm = torch.view_as_real(ba).square().sum((-1, -2)).sqrt()  # (fast complex norm)
-            ba = ba / nrm.clamp_min(tiny).unsqueeze(-1).to(ba.dtype)
-        num = ca[..., 0] * (ua.conj() * ba).sum(-1).abs().square() + ca[..., 1]
-        den = (ba.conj().unsqueeze(-2) @ N @ ba.unsqueeze(-1)).real[..., 0, 0]
-        lam = num / den.clamp_min(tiny)
-        q_new = gamma[act] / lam.clamp_min(tiny)
-        bad = (
-            (info != 0).any(-1)
-            | ~torch.isfinite(q_new).all(-1)
-            | (q_new.sum(-1) > stop[act])
-            | ~torch.isfinite(ba.real).all(-1).all(-1)
-        )
-        done = ~bad & ((q_new - qa).abs().amax(-1) <= tol * q_new.amax(-1))
-        q[act] = torch.where(bad.unsqueeze(-1), qa, q_new)
-        b[act] = torch.where(bad[:, None, None], b[act], ba)
-        ok[act] = done
-        act = act[~bad & ~done]
-    return q, b.mT, ok
+            x, info = torch.linalg.solve_ex(N, y)  # N^{-1} Psi_hat_{i,i} b (N = N^T > 0)
+            x2 = (x * x).sum(-2, keepdim=True)
+            # b^T N b of the normalized b = x / ||x||, by N x = y (no product with N)
+            den = (x * y).sum(-2, keepdim=True) / x2
+            bn = x / x2.sqrt().clamp_min(tiny)
+            y = sw @ bn
+        num = (bn * y).sum(-2, keepdim=True)
+        if den is None:
+            den = (bn * (N @ bn)).sum(-2, keepdim=True)
+        q_new = gw / (num / den.clamp_min(tiny)).clamp_min(tiny)
+        # q_new > 0 and a NaN of b reaches it: the total is below the bound iff all is well
+        good = q_new.sum((1, 2, 3)) <= tw
+        if info is not None:
+            good = good & (info == 0).all(-1)
+        conv = (q_new - qw).abs().amax((1, 2, 3)) <= tol * q_new.amax((1, 2, 3))
+        upd = act & good
+        sel = upd.view(m, 1, 1, 1)
+        qw = torch.where(sel, q_new, qw)
+        bw = torch.where(sel, bn, bw)
+        fin = upd & conv
+        okw = okw | fin
+        act = upd ^ fin  # still iterating: updated, not converged
+        n_act = int(act.sum())
+        if n_act == 0 or (4 * n_act <= 3 * m and m >= _COMPACT_MIN):
+            # write the working set back; continue on the rows still iterating
+            if ws is None:
+                q, b, ok = qw, bw, okw
+                ws = torch.arange(n, device=dev)
+            else:
+                q[ws], b[ws], ok[ws] = qw, bw, okw
+            if n_act == 0:
+                break
+            keep = act.nonzero().squeeze(-1)
+            ws = ws[keep]
+            qw, bw, okw, y, act = qw[keep], bw[keep], okw[keep], y[keep], act[keep]
+            sw, iw, gw, tw = sig[ws], itf[ws], gam[ws], stop[ws]
+    else:
+        if ws is None:
+            q, b, ok = qw, bw, okw
+        else:
+            q[ws], b[ws], ok[ws] = qw, bw, okw
+    b = torch.complex(b[..., :k, 0], b[..., k:, 0])  # [n, I, K]
+    return q[..., 0, 0], b.mT, ok
+
+
+def _trial_solution(
+    U: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, bound: torch.Tensor | None, tol: float
+) -> tuple[torch.Tensor, ...]:
+    """Forward of :class:`TrialUplinkPower`: ``(total [n], q, b, p, ok)`` from coordinates ``U``."""
+    q, bs, ok = compact_uplink_fixed_point(U, c, gamma, tol=tol, bound=bound)
+    C, _ = _coupling(U, bs, c, gamma)
+    p, info = torch.linalg.solve_ex(C, torch.ones_like(gamma).unsqueeze(-1))
+    p = p.squeeze(-1)
+    ok = ok & (info == 0) & (p > 0).all(-1) & torch.isfinite(p).all(-1)
+    total = torch.where(ok, q.sum(-1), torch.full_like(q[:, 0], math.inf))
+    return total, q, bs, p, ok
+
+
+def _trial_power_value(
+    g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, bound: torch.Tensor | None, tol: float
+) -> torch.Tensor:
+    """The value of :func:`trial_uplink_power` without autograd (no ``Q`` factor, no checks)."""
+    U = torch.linalg.qr(g.mT, mode="r")[1]  # the T of _subspace (same LAPACK factorization)
+    return _trial_solution(U, c, gamma, bound, tol)[0]
 
 
 class TrialUplinkPower(torch.autograd.Function):
@@ -360,12 +447,7 @@ class TrialUplinkPower(torch.autograd.Function):
     @staticmethod
     def forward(ctx, g, c, gamma, bound, tol):  # noqa: D102
         Q, U = _subspace(g)
-        q, bs, ok = compact_uplink_fixed_point(U, c, gamma, tol=tol, bound=bound)
-        C, X = _coupling(U, bs, c, gamma)
-        p, info = torch.linalg.solve_ex(C, torch.ones_like(gamma).unsqueeze(-1))
-        p = p.squeeze(-1)
-        ok = ok & (info == 0) & (p > 0).all(-1) & torch.isfinite(p).all(-1)
-        total = torch.where(ok, q.sum(-1), torch.full_like(q[:, 0], math.inf))
+        total, q, bs, p, ok = _trial_solution(U, c, gamma, bound, tol)
         ctx.save_for_backward(g, c, gamma, Q, U, bs, q, p, ok)
         return total
 
@@ -432,7 +514,10 @@ def trial_uplink_power(
         raise ValueError(f"g needs M_rf >= I (got M_rf={r}, I={i_users})")
     if bound is not None:
         bound = bound.detach()
-    return TrialUplinkPower.apply(g, c, gamma, bound, check_positive(tol, "tol"))
+    tol = check_positive(tol, "tol")
+    if not (torch.is_grad_enabled() and (g.requires_grad or c.requires_grad)):
+        return _trial_power_value(g, c, gamma, bound, tol)
+    return TrialUplinkPower.apply(g, c, gamma, bound, tol)
 
 
 def straight_through_softmin(
@@ -511,7 +596,14 @@ class UGHBFOutput(NamedTuple):
 
 
 def _final_design(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: float):
-    """Problem (31) with the implicit gradient (Thm. IV.2), eq. (32) and eq. (34)."""
+    """Problem (31) with the implicit gradient (Thm. IV.2), eq. (32) and eq. (34).
+
+    The fixed point of :func:`~beamgym.physics.power.implicit_virtual_uplink` is computed by
+    :func:`exact_uplink_fixed_point`; without gradients (inference) the same design comes from
+    :func:`_final_design_value`, which skips the Jacobian of Thm. IV.2.
+    """
+    if not (torch.is_grad_enabled() and (g.requires_grad or c.requires_grad)):
+        return _final_design_value(g, c, gamma, p_max)
     Q, U = _subspace(g)
     i_users = g.shape[1]
     k = U.shape[-2]
@@ -523,7 +615,7 @@ def _final_design(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: 
     itf = cc[..., 2, None, None] * outer + cc[..., 3, None, None] * eye_k
     eye_i = torch.eye(i_users, dtype=torch.bool, device=g.device)[None, :, :, None, None]
     Psi = torch.where(eye_i, sig.unsqueeze(2), itf.unsqueeze(2))  # [B, i, j, K, K]
-    q, bs, ok = implicit_virtual_uplink(Psi, gamma)
+    q, bs, ok = _ImplicitUplinkEq27.apply(Psi, gamma, U.detach(), c.detach(), None)
     C = coupling_matrix(Psi, bs, gamma)
     p, info = torch.linalg.solve_ex(C, torch.ones_like(gamma).unsqueeze(-1))
     p = p.squeeze(-1)
@@ -531,6 +623,149 @@ def _final_design(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: 
     p = torch.where(ok.unsqueeze(-1), p, torch.zeros_like(p))
     p_m, scaled = scale_to_pmax(p, p_max)  # eq. (34)
     b_full = Q @ bs  # [B, M_rf, I], unit-norm columns
+    digital = b_full * p_m.clamp_min(0).sqrt().unsqueeze(-2).to(b_full.dtype)
+    return digital, p_m.sum(-1), ok, scaled & ok
+
+
+@torch.no_grad()
+def exact_uplink_fixed_point(
+    U: torch.Tensor,
+    c: torch.Tensor,
+    gamma: torch.Tensor,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 1000,
+    q_max: float = 1e12,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Problem (31) for the covariances of eq. (27) by the exact fixed point, in the subspace.
+
+    The iteration of :func:`~beamgym.physics.power.virtual_uplink_fixed_point` (same start
+    :math:`\mathbf q = \mathbf 0`, stopping rule, divergence threshold and flags) with the
+    largest generalized eigenvalue of :math:`(\widehat\Psi_{i,i}, \mathbf N_i)` from a
+    Cholesky factor and an eigenvalue decomposition, evaluated on the :math:`I`-dimensional
+    coordinates :math:`\mathbf u_i` (module docstring) with :math:`\widehat\Psi_{j,i}`
+    (:math:`j \ne i`, which by eq. (27) depend on :math:`j` only) built once; the beamformers
+    are computed for the final powers only and phase-normalized like
+    :func:`~beamgym.physics.power.implicit_virtual_uplink` (last entry real, non-negative).
+    Finished rows leave the batch as in :func:`compact_uplink_fixed_point`.
+
+    Args:
+        U: Complex ``[n, K, I]`` subspace coordinates.
+        c: Real ``[n, I, 4]`` coefficients of :func:`virtual_coefficients`.
+        gamma: Real ``[n, I]`` targets.
+        tol: Relative tolerance (raised to ``16 eps`` of the dtype).
+        max_iter: Iteration limit.
+        q_max: Divergence threshold of :math:`\mathbf 1^T\mathbf q`.
+
+    Returns:
+        ``(q [n, I], b [n, K, I] unit-norm, feasible [n])``: ``feasible`` is converged to
+        finite, positive powers.
+    """
+    n, k, i_users = U.shape
+    rd, cd, dev = gamma.dtype, U.dtype, U.device
+    tiny = torch.finfo(rd).tiny
+    tol = max(tol, 16.0 * torch.finfo(rd).eps)
+    u = U.mT.unsqueeze(-1)  # [n, I, K, 1]
+    outer = u @ u.mH
+    eye = torch.eye(k, dtype=cd, device=dev)
+    cc = c.to(cd)[..., None, None]
+    sig = cc[:, :, 0] * outer + cc[:, :, 1] * eye  # Psi_hat_{i,i}
+    itf = torch.view_as_real(cc[:, :, 2] * outer + cc[:, :, 3] * eye).reshape(n, i_users, -1)
+    off = 1.0 - torch.eye(i_users, dtype=rd, device=dev)
+
+    def whitened(qv: torch.Tensor, sv: torch.Tensor, iv: torch.Tensor):
+        # L^{-1} Psi_hat_{i,i} L^{-H} with N_i = L L^H = I + sum_{j != i} q_j Psi_hat_{j,i}
+        m = qv.shape[0]
+        N = torch.view_as_complex(((qv.unsqueeze(-2) * off) @ iv).view(m, i_users, k, k, 2))
+        L = torch.linalg.cholesky_ex(N + eye)[0]
+        X = torch.linalg.solve_triangular(L, sv, upper=False)
+        return torch.linalg.solve_triangular(L, X.mH, upper=False), L
+
+    q = torch.zeros(n, i_users, dtype=rd, device=dev)
+    conv = torch.zeros(n, dtype=torch.bool, device=dev)
+    ws = None
+    qw, cw, sw, iw, gw = q, conv, sig, itf, gamma
+    act = torch.ones(n, dtype=torch.bool, device=dev)
+    for _ in range(max_iter):
+        m = qw.shape[0]
+        lam = torch.linalg.eigvalsh(whitened(qw, sw, iw)[0])[..., -1]
+        q_new = torch.where(lam > 0, gw / lam.clamp_min(tiny), math.inf)
+        upd = act & (q_new.sum(-1) <= q_max)  # (False also where non-finite)
+        done = (q_new - qw).abs().amax(-1) <= tol * q_new.amax(-1)
+        qw = torch.where(upd.unsqueeze(-1), q_new, qw)
+        fin = upd & done
+        cw = cw | fin
+        act = upd ^ fin
+        n_act = int(act.sum())
+        if n_act == 0 or (4 * n_act <= 3 * m and m >= _COMPACT_MIN):
+            if ws is None:
+                q, conv = qw, cw
+                ws = torch.arange(n, device=dev)
+            else:
+                q[ws], conv[ws] = qw, cw
+            if n_act == 0:
+                break
+            keep = act.nonzero().squeeze(-1)
+            ws = ws[keep]
+            qw, cw, act = qw[keep], cw[keep], act[keep]
+            sw, iw, gw = sig[ws], itf[ws], gamma[ws]
+    else:
+        if ws is None:
+            q, conv = qw, cw
+        else:
+            q[ws], conv[ws] = qw, cw
+    X, L = whitened(q, sig, itf)
+    v = torch.linalg.eigh(0.5 * (X + X.mH))[1][..., -1:]  # [n, I, K, 1]
+    b = torch.linalg.solve_triangular(L.mH, v, upper=True)[..., 0]
+    b = b / torch.linalg.vector_norm(b, dim=-1, keepdim=True)
+    b = _phase_normalize(b.mT)
+    feasible = conv & (q > 0).all(-1) & torch.isfinite(q).all(-1)
+    return q, b, feasible
+
+
+class _ImplicitUplinkEq27(_ImplicitUplink):
+    """:func:`~beamgym.physics.power.implicit_virtual_uplink` for the covariances of eq. (27).
+
+    The same outputs and backward pass (Thm. IV.2, eq. 49, on ``Psi``); the forward fixed
+    point is :func:`exact_uplink_fixed_point` on the coordinates ``U`` and coefficients ``c``
+    that ``Psi`` is built from (constants here; the gradient reaches them through ``Psi``).
+    """
+
+    @staticmethod
+    def forward(ctx, Psi, gamma, U, c, _unused):  # noqa: D102
+        with torch.no_grad():
+            q, digital, feasible = exact_uplink_fixed_point(U, c, gamma)
+            down = downlink_powers(Psi, digital, gamma)
+            jac, ok = uplink_solution_jacobian(Psi, gamma, q, digital, down.power)
+        ctx.save_for_backward(jac)
+        ctx.dims = (Psi.shape[1], Psi.shape[-1])
+        feasible = feasible & down.feasible & ok
+        ctx.mark_non_differentiable(feasible)
+        return q, digital, feasible
+
+
+def _final_design_value(g: torch.Tensor, c: torch.Tensor, gamma: torch.Tensor, p_max: float):
+    """:func:`_final_design` at inference: the same design without the implicit gradient.
+
+    Problem (31) by :func:`exact_uplink_fixed_point` (the fixed point of
+    :func:`~beamgym.physics.power.implicit_virtual_uplink`), eq. (32) with the residual test of
+    :func:`~beamgym.physics.power.downlink_powers`, the positivity conditions of Assumption
+    IV.1 and eq. (34). The nonsingularity of the Jacobian of Thm. IV.2, which only the
+    gradient needs, is not evaluated.
+    """
+    Q, U = _subspace(g)
+    q, bs, ok = exact_uplink_fixed_point(U, c, gamma)
+    C, _ = _coupling(U, bs, c, gamma)
+    p, info = torch.linalg.solve_ex(C, torch.ones_like(gamma).unsqueeze(-1))
+    resid = (C @ p).squeeze(-1) - 1.0
+    p = p.squeeze(-1)
+    scale = (C.abs() @ p.abs().unsqueeze(-1)).squeeze(-1).amax(-1)
+    small = resid.abs().amax(-1) <= 1e3 * torch.finfo(C.dtype).eps * (1 + scale)
+    ok = ok & (info == 0) & small & torch.isfinite(p).all(-1) & (p > 0).all(-1)
+    ok = ok & (bs[:, -1, :].abs() > 0).all(-1)  # (phase reference of Thm. IV.2)
+    p = torch.where(ok.unsqueeze(-1), p, torch.zeros_like(p))
+    p_m, scaled = scale_to_pmax(p, p_max)  # eq. (34)
+    b_full = Q @ bs
     digital = b_full * p_m.clamp_min(0).sqrt().unsqueeze(-2).to(b_full.dtype)
     return digital, p_m.sum(-1), ok, scaled & ok
 
@@ -581,7 +816,12 @@ def ug_hbf_forward(
         G_cb = (h @ cb.conj()).mT  # [B, A, I]: a_a^H h_i
         n_cb = cb.shape[1]
         ar = torch.arange(n_cb, device=h.device)
-        cur = trial_uplink_power(h @ A.conj(), c, gamma).detach()
+        # without gradients: the value path of the trials and the hard choice (the forward
+        # value of eq. 36 exactly)
+        grad = torch.is_grad_enabled()
+        trial = trial_uplink_power if grad else partial(_trial_power_value, tol=1e-6)
+        cur = trial(h @ A.conj(), c, gamma, None).detach()
+        batch = torch.arange(b, device=h.device)
         steps = config.greedy_steps or r_count
         for step in range(steps):
             r = step % r_count
@@ -597,18 +837,24 @@ def ug_hbf_forward(
                 G_cb[rows, cols].unsqueeze(-1).expand(-1, -1, r_count),
             )
             # trials above the bound cannot win (and have softmin weight < e^-7 in training)
-            factor = 2.5 if torch.is_grad_enabled() else 1.0 + 1e-5
+            factor = 2.5 if grad else 1.0 + 1e-5
             bound = factor * torch.where(torch.isfinite(cur), cur, torch.full_like(cur, 1e12))
-            p_trial = trial_uplink_power(g_t, c[rows], gamma[rows], bound[rows])
+            p_trial = trial(g_t, c[rows], gamma[rows], bound[rows])
             powers = torch.full((b, n_cb), math.inf, dtype=torch.float64, device=h.device)
             powers = powers.index_put((rows, cols), p_trial)
-            a_new, best = straight_through_softmin(powers, cb, config.beam_annealing, idx[:, r])
-            onehot = torch.zeros(r_count, dtype=h.dtype, device=h.device)
-            onehot[r] = 1.0
-            A = A * (1 - onehot) + a_new.unsqueeze(-1) * onehot
+            if grad:
+                a_new, best = straight_through_softmin(powers, cb, config.beam_annealing, idx[:, r])
+                onehot = torch.zeros(r_count, dtype=h.dtype, device=h.device)
+                onehot[r] = 1.0
+                A = A * (1 - onehot) + a_new.unsqueeze(-1) * onehot
+            else:
+                best_p, best = powers.min(-1)
+                best = torch.where(best_p < powers[batch, idx[:, r]], best, idx[:, r])
+                A = A.clone()
+                A[:, :, r] = cb.mT[best]
             idx = idx.clone()
             idx[:, r] = best
-            cur = powers.detach()[torch.arange(b, device=h.device), best]
+            cur = powers.detach()[batch, best]
     g = h @ A.conj()
     digital, power, ok, scaled = _final_design(g, c, gamma, cfg.p_max)
     return UGHBFOutput(A, idx, digital, power, ok, scaled, z)

@@ -15,7 +15,14 @@ from agents.ug_hbf.model import (
     shift_operator,
     straight_through_softmin,
     trial_uplink_power,
+    true_sinr,
     ug_hbf_forward,
+)
+from agents.ug_hbf.reference import (
+    compact_uplink_fixed_point_reference,
+    final_design_reference,
+    trial_uplink_power_reference,
+    ug_hbf_forward_reference,
 )
 from agents.ug_hbf.train import (
     UGHBFTrainConfig,
@@ -274,3 +281,66 @@ def test_fully_digital_dft_analog_equals_the_identity() -> None:
     x_cb = cb @ d_cb  # transmit precoders A @ digital
     gains = lambda x: (g.conj() @ x).abs().square()  # noqa: E731
     torch.testing.assert_close(gains(x_cb), gains(d_id), rtol=1e-7, atol=1e-9)
+
+
+# ---- the optimized path equals the reference implementation (agents/ug_hbf/reference.py) -------
+@pytest.mark.parametrize("tol, bounded", [(1e-6, False), (1e-6, True), (1e-12, False)])
+def test_fast_compact_fixed_point_has_the_reference_iterates(tol: float, bounded: bool) -> None:
+    """Masked working set, real form and N x = y for b^T N b: same flags, same q to round-off."""
+    g, c, _ = _problem(seed=19, n=70)  # > _COMPACT_MIN rows: the working set is compacted
+    gen = torch.Generator().manual_seed(19)
+    gamma = 10 ** (1.5 * torch.rand(70, 3, dtype=torch.float64, generator=gen))
+    gamma[:3] = 1e9  # infeasible rows
+    bound = 50.0 * torch.rand(70, dtype=torch.float64, generator=gen) if bounded else None
+    _, U = torch.linalg.qr(g.mT)
+    q0, b0, ok0 = compact_uplink_fixed_point_reference(U, c, gamma, tol=tol, bound=bound)
+    q1, b1, ok1 = compact_uplink_fixed_point(U, c, gamma, tol=tol, bound=bound)
+    assert torch.equal(ok0, ok1) and bool(ok0.any()) and not bool(ok0.all())
+    torch.testing.assert_close(q1[ok0], q0[ok0], rtol=1e-9, atol=0)
+    torch.testing.assert_close(b1[ok0], b0[ok0], rtol=0, atol=1e-9)
+    v0 = trial_uplink_power_reference(g, c, gamma, bound, tol=tol)
+    v1 = trial_uplink_power(g, c, gamma, bound, tol=tol)  # no grad: the value path
+    assert torch.equal(torch.isinf(v0), torch.isinf(v1))
+    torch.testing.assert_close(v1[ok0], v0[ok0], rtol=1e-9, atol=0)
+
+
+def test_inference_final_design_equals_the_implicit_path() -> None:
+    """exact_uplink_fixed_point + eq. (32)/(34) without Thm. IV.2 = the implicit forward."""
+    g, c, gamma = _problem(seed=23, n=40)
+    gamma = gamma * 10 ** (torch.rand(40, 3, dtype=torch.float64) * 2.0)
+    gamma[:2] = 1e6  # infeasible
+    ref = final_design_reference(g, c, gamma, 30.0)  # some designs scaled by eq. (34)
+    out = _final_design(g, c, gamma, 30.0)
+    for a, b in zip(ref[2:], out[2:], strict=True):  # feasible, pmax_scaled
+        assert torch.equal(a, b)
+    assert bool(ref[2].any()) and not bool(ref[2].all()) and bool(ref[3].any())
+    torch.testing.assert_close(out[1], ref[1], rtol=1e-9, atol=0)  # power
+    torch.testing.assert_close(out[0], ref[0], rtol=1e-9, atol=1e-12)  # digital, same phase
+
+
+@pytest.mark.parametrize("num_rf, fully_digital", [(5, False), (16, True)])
+def test_fast_model_selects_and_powers_like_the_reference(num_rf: int, fully_digital: bool) -> None:
+    """Same selections, flags and powers (rtol 1e-9, float64) at inference; same gradients."""
+    task = make_task(ENV, constraint_groups=True, num_rf=num_rf)
+    inst = task.sample(torch.Generator().manual_seed(29), 48)
+    known = task.known(inst)
+    torch.manual_seed(0)
+    net = GCN(4, 8, 3, 1, 8.0).eval()
+    cfg = UGHBFModelConfig(width=8, fully_digital=fully_digital)
+    with torch.no_grad():
+        ref = ug_hbf_forward_reference(task, known, net, cfg)
+        out = ug_hbf_forward(task, known, net, cfg)
+    assert torch.equal(ref.indices, out.indices) and torch.equal(ref.analog, out.analog)
+    assert torch.equal(ref.feasible, out.feasible) and torch.equal(ref.pmax_scaled, out.pmax_scaled)
+    torch.testing.assert_close(out.power, ref.power, rtol=1e-9, atol=0)
+    torch.testing.assert_close(out.digital, ref.digital, rtol=1e-9, atol=1e-12)
+    # training mode (straight-through softmin, implicit gradients): same loss and gradients
+    grads = []
+    for fwd in (ug_hbf_forward_reference, ug_hbf_forward):
+        net.zero_grad()
+        o = fwd(task, known[:16], net, cfg)
+        sinr = true_sinr(inst.h[:16].to(torch.complex128), o.analog, o.digital)
+        (o.power.mean() + torch.sigmoid(sinr / inst.gamma[:16].double() - 1).mean()).backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-8)
