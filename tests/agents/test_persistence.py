@@ -16,35 +16,12 @@ from beamgym.datasets import make_task
 ENV = "beamgym/FullyDigitalFDD-v0"
 #: Cap of one committed checkpoint (weights only, float32) and of agents/pretrained/.
 MAX_CHECKPOINT_BYTES = 2 * 2**20
-MAX_TOTAL_BYTES = 15 * 2**20
-#: KD-EDN models over the cap, exempt until they are retrained smaller (a later issue): their
-#: 256/512-wide float32 MLPs hold 0.65-1.4 M parameters. Any other file over the cap fails.
-EXEMPT = {
-    f"{agent}/{folder}/checkpoint.pt"
-    for agent, folder in [
-        ("edn_supervised", "FullyDigitalFDD-v0-placement-spatial-division"),
-        ("edn_supervised", "FullyDigitalFDD-v0"),
-        ("edn_unsupervised", "FarFieldHybrid-v0"),
-        ("edn_unsupervised", "FullyDigitalFDD-v0-K-4-M-4"),
-        ("edn_unsupervised", "FullyDigitalFDD-v0-placement-spatial-division"),
-        ("edn_unsupervised", "FullyDigitalFDD-v0"),
-        ("edn_unsupervised", "NearFieldHybrid-v0"),
-        ("kd_edn", "FarFieldHybrid-v0-placement-spatial-division"),
-        ("kd_edn", "FarFieldHybrid-v0"),
-        ("kd_edn", "FullyDigitalFDD-v0-K-4-M-4-placement-spatial-division-psi-0.7853981633974483"),
-        ("kd_edn", "FullyDigitalFDD-v0-K-4-M-4"),
-        ("kd_edn", "FullyDigitalFDD-v0-placement-spatial-division"),
-        ("kd_edn", "FullyDigitalFDD-v0-qt10"),
-        ("kd_edn", "FullyDigitalFDD-v0"),
-        ("kd_edn", "NearFieldHybrid-v0-placement-spatial-division"),
-        ("kd_edn", "NearFieldHybrid-v0"),
-        ("kd_edn_q0", "FarFieldHybrid-v0"),
-        ("kd_edn_q0", "FullyDigitalFDD-v0-K-4-M-4"),
-        ("kd_edn_q0", "FullyDigitalFDD-v0-placement-spatial-division"),
-        ("kd_edn_q0", "FullyDigitalFDD-v0"),
-        ("kd_edn_q0", "NearFieldHybrid-v0"),
-    ]
-}
+#: The total holds ~50 model folders (checkpoint, config, training log and curve); KD-EDN's
+#: 23 folders (kd_edn and its three ablations of paper 000, 0.8-1.7 MB each) are most of it.
+MAX_TOTAL_BYTES = 40 * 2**20
+#: Models over the cap, exempt until retrained at the new width (issue 11 item 6): the one
+#: KD-EDN ablation whose 512-wide decoder was not retrained yet. Any other file over it fails.
+EXEMPT = {"edn_supervised/FullyDigitalFDD-v0-placement-spatial-division/checkpoint.pt"}
 
 
 def _config(task, agent="a") -> dict:
@@ -161,5 +138,5 @@ def test_committed_models_are_weights_only_float32_and_under_the_cap() -> None:
         size = f.stat().st_size
         assert size <= MAX_CHECKPOINT_BYTES, f"{rel} is {size / 2**20:.2f} MB > 2 MB"
         total += sum(p.stat().st_size for p in f.parent.iterdir())
-    assert total <= MAX_TOTAL_BYTES, f"agents/pretrained/ is {total / 2**20:.1f} MB > 15 MB"
+    assert total <= MAX_TOTAL_BYTES, f"agents/pretrained/ is {total / 2**20:.1f} MB > 40 MB"
     assert EXEMPT <= {f.relative_to(PRETRAINED_DIR).as_posix() for f in files}
