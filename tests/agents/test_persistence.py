@@ -19,9 +19,6 @@ MAX_CHECKPOINT_BYTES = 2 * 2**20
 #: The total holds ~50 model folders (checkpoint, config, training log and curve); KD-EDN's
 #: 23 folders (kd_edn and its three ablations of paper 000, 0.8-1.7 MB each) are most of it.
 MAX_TOTAL_BYTES = 40 * 2**20
-#: Models over the cap, exempt until retrained at the new width (issue 11 item 6): the one
-#: KD-EDN ablation whose 512-wide decoder was not retrained yet. Any other file over it fails.
-EXEMPT = {"edn_supervised/FullyDigitalFDD-v0-placement-spatial-division/checkpoint.pt"}
 
 
 def _config(task, agent="a") -> dict:
@@ -133,10 +130,7 @@ def test_committed_models_are_weights_only_float32_and_under_the_cap() -> None:
         assert "command" in ckpt.config and "train_config" in ckpt.config, rel
         for extra in ("train_log.csv", "train_curve.png"):
             assert (f.parent / extra).is_file(), f"{rel}: {extra} missing"
-        if rel in EXEMPT:
-            continue
         size = f.stat().st_size
         assert size <= MAX_CHECKPOINT_BYTES, f"{rel} is {size / 2**20:.2f} MB > 2 MB"
         total += sum(p.stat().st_size for p in f.parent.iterdir())
     assert total <= MAX_TOTAL_BYTES, f"agents/pretrained/ is {total / 2**20:.1f} MB > 40 MB"
-    assert EXEMPT <= {f.relative_to(PRETRAINED_DIR).as_posix() for f in files}
