@@ -70,10 +70,10 @@ from beamgym._validation import check_int, check_positive, check_tensor
 from beamgym.envs.outage_hybrid import OutageHybridKnown, OutageHybridTask
 from beamgym.physics.codebooks import codeword_scores_eq35, select_codewords, topk_codeword_indices
 from beamgym.physics.power import (
-    _ImplicitUplink,
-    _phase_normalize,
+    ImplicitUplink,
     coupling_matrix,
     downlink_powers,
+    phase_normalize,
     scale_to_pmax,
     uplink_solution_jacobian,
 )
@@ -718,12 +718,12 @@ def exact_uplink_fixed_point(
     v = torch.linalg.eigh(0.5 * (X + X.mH))[1][..., -1:]  # [n, I, K, 1]
     b = torch.linalg.solve_triangular(L.mH, v, upper=True)[..., 0]
     b = b / torch.linalg.vector_norm(b, dim=-1, keepdim=True)
-    b = _phase_normalize(b.mT)
+    b = phase_normalize(b.mT)
     feasible = conv & (q > 0).all(-1) & torch.isfinite(q).all(-1)
     return q, b, feasible
 
 
-class _ImplicitUplinkEq27(_ImplicitUplink):
+class _ImplicitUplinkEq27(ImplicitUplink):
     """:func:`~beamgym.physics.power.implicit_virtual_uplink` for the covariances of eq. (27).
 
     The same outputs and backward pass (Thm. IV.2, eq. 49, on ``Psi``); the forward fixed

@@ -36,7 +36,9 @@ from beamgym._validation import check_int, check_positive, check_tensor
 from beamgym.physics.metrics import check_psi, coupling_gains
 
 __all__ = [
+    "ImplicitUplink",
     "UplinkSolution",
+    "phase_normalize",
     "DownlinkPowers",
     "DigitalSolution",
     "coupling_matrix",
@@ -516,7 +518,7 @@ def real_to_hermitian(psi: torch.Tensor, r: int) -> torch.Tensor:
     return torch.einsum("...p,prs->...rs", psi.to(cdtype), E)
 
 
-def _phase_normalize(b: torch.Tensor) -> torch.Tensor:
+def phase_normalize(b: torch.Tensor) -> torch.Tensor:
     """Rotate each column (``[B, R, I]``) so that its last entry is real and >= 0."""
     last = b[:, -1:, :]
     mag = last.abs()
@@ -617,7 +619,7 @@ def uplink_solution_jacobian(
     p = power.to(rdtype)
     n0 = _psi0(Psi0, b_, r, Psi)
     nb = 2 * r - 1
-    bn = _phase_normalize(digital.to(Psi.dtype))  # [B, R, I]
+    bn = phase_normalize(digital.to(Psi.dtype))  # [B, R, I]
     ok = (p > 0).all(-1) & (q > 0).all(-1) & (bn[:, -1, :].abs() > 0).all(-1)
     bt = (bn * p.clamp_min(0).sqrt().to(Psi.dtype).unsqueeze(-2)).mT  # [B, I, R]: b_check_i
     eye_i = torch.eye(i_, dtype=rdtype, device=Psi.device)
@@ -676,14 +678,14 @@ def uplink_solution_jacobian(
     return jac, ok
 
 
-class _ImplicitUplink(torch.autograd.Function):
+class ImplicitUplink(torch.autograd.Function):
     """Forward: fixed point + eq. (32); backward: Theorem IV.2 (see implicit_virtual_uplink)."""
 
     @staticmethod
     def forward(ctx, Psi, gamma, Psi0, tol, max_iter):  # noqa: D102
         with torch.no_grad():
             up = virtual_uplink_fixed_point(Psi, gamma, Psi0, tol=tol, max_iter=max_iter)
-            digital = _phase_normalize(up.digital)
+            digital = phase_normalize(up.digital)
             down = downlink_powers(Psi, digital, gamma)
             jac, ok = uplink_solution_jacobian(Psi, gamma, up.q, digital, down.power, Psi0)
         ctx.save_for_backward(jac)
@@ -747,4 +749,4 @@ def implicit_virtual_uplink(
     """
     if not isinstance(Psi, torch.Tensor) or Psi.ndim != 5:
         raise ValueError("Psi must be a [B, I, I, M_rf, M_rf] complex tensor")
-    return _ImplicitUplink.apply(Psi, gamma, Psi0, tol, max_iter)
+    return ImplicitUplink.apply(Psi, gamma, Psi0, tol, max_iter)

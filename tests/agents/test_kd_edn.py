@@ -73,7 +73,16 @@ def test_edn_config_rejects_bad_values(kw: dict) -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"alpha_mode": "x"}, {"batch_size": 0}, {"lr": 0.0}, {"precision": "half"}, {"epochs": -1}],
+    [
+        {"alpha_mode": "x"},
+        {"batch_size": 0},
+        {"lr": 0.0},
+        {"precision": "half"},
+        {"epochs": -1},
+        {"val_every": -1},
+        {"val_n": 0},
+        {"val_seed": 1.5},
+    ],
 )
 def test_train_config_rejects_bad_values(kw: dict) -> None:
     with pytest.raises(ValueError):
