@@ -775,6 +775,8 @@ def ug_hbf_forward(
     known: OutageHybridKnown,
     net: GCN,
     config: UGHBFModelConfig,
+    *,
+    selection_gradient: bool = True,
 ) -> UGHBFOutput:
     r"""The model :math:`\mathcal M(\mathcal S;\theta)` of paper 002 Fig. 2 on a batch.
 
@@ -786,6 +788,12 @@ def ug_hbf_forward(
         known: What the transmitter knows.
         net: The :class:`GCN`.
         config: The architecture (``fully_digital`` needs ``num_rf = M``).
+        selection_gradient: With gradients enabled, differentiate the greedy's selections
+            through the straight-through softmin of eq. (36) (the paper). ``False`` runs the
+            greedy as at inference (hard argmin of eq. 19, values only) and treats the selected
+            beams as constants, so the gradient reaches the coefficients through the final
+            design of Thm. IV.2 alone (docs/readings.md#002-ug-hbf-selection-gradient). The
+            forward values are the same either way.
 
     Returns:
         :class:`UGHBFOutput` (differentiable in ``net``'s parameters).
@@ -818,9 +826,10 @@ def ug_hbf_forward(
         ar = torch.arange(n_cb, device=h.device)
         # without gradients: the value path of the trials and the hard choice (the forward
         # value of eq. 36 exactly)
-        grad = torch.is_grad_enabled()
+        grad = torch.is_grad_enabled() and selection_gradient
         trial = trial_uplink_power if grad else partial(_trial_power_value, tol=1e-6)
-        cur = trial(h @ A.conj(), c, gamma, None).detach()
+        c_sel = c if grad else c.detach()
+        cur = trial(h @ A.conj(), c_sel, gamma, None).detach()
         batch = torch.arange(b, device=h.device)
         steps = config.greedy_steps or r_count
         for step in range(steps):
@@ -839,7 +848,7 @@ def ug_hbf_forward(
             # trials above the bound cannot win (and have softmin weight < e^-7 in training)
             factor = 2.5 if grad else 1.0 + 1e-5
             bound = factor * torch.where(torch.isfinite(cur), cur, torch.full_like(cur, 1e12))
-            p_trial = trial(g_t, c[rows], gamma[rows], bound[rows])
+            p_trial = trial(g_t, c_sel[rows], gamma[rows], bound[rows])
             powers = torch.full((b, n_cb), math.inf, dtype=torch.float64, device=h.device)
             powers = powers.index_put((rows, cols), p_trial)
             if grad:

@@ -117,6 +117,9 @@ class UGHBFTrainConfig:
     """Adam smoothing beta_2. Table 1: 0.99."""
     weight_decay: float = 0.1
     """AdamW weight decay. Table 1: 0.1."""
+    selection_gradient: bool = True
+    """Differentiate the greedy's selections by the softmin of eq. (36) (the paper); ``False``
+    treats the selected beams as constants (docs/readings.md#002-ug-hbf-selection-gradient)."""
     constraint: str = "anneal"
     """Outage surrogate: ``"anneal"`` (eqs. 52-53) or ``"quantile"`` (eq. 54)."""
     beta_c_max: float = 50.0
@@ -161,6 +164,8 @@ class UGHBFTrainConfig:
                 raise ValueError(f"{name} must lie in (0, 1], got {v}")
         if check_number(self.weight_decay, "weight_decay") < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not isinstance(self.selection_gradient, bool):
+            raise ValueError(f"selection_gradient must be a bool, got {self.selection_gradient!r}")
         if self.constraint not in CONSTRAINTS:
             raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {self.constraint!r}")
         if self.batch_size > self.n_train:
@@ -396,7 +401,9 @@ def train_ug_hbf(
         ts = time.perf_counter()
         idx = torch.randint(0, cfg.n_train, (cfg.batch_size,), generator=gen)
         x = train[idx]
-        out = ug_hbf_forward(task, known_all[idx], net, model)
+        out = ug_hbf_forward(
+            task, known_all[idx], net, model, selection_gradient=cfg.selection_gradient
+        )
         h = x.h.to(torch.complex128)
         gamma = x.gamma.to(torch.float64)
         sinr = true_sinr(h, out.analog, out.digital)

@@ -12,11 +12,13 @@ from agents.ug_hbf.model import (
     UGHBFModelConfig,
     _final_design,
     compact_uplink_fixed_point,
+    gcn_features,
     shift_operator,
     straight_through_softmin,
     trial_uplink_power,
     true_sinr,
     ug_hbf_forward,
+    virtual_coefficients,
 )
 from agents.ug_hbf.reference import (
     compact_uplink_fixed_point_reference,
@@ -344,3 +346,45 @@ def test_fast_model_selects_and_powers_like_the_reference(num_rf: int, fully_dig
         grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-8)
+
+
+def test_selection_gradient_off_keeps_the_values_and_differentiates_the_final_design_only() -> None:
+    """docs/readings.md#002-ug-hbf-selection-gradient: same forward, gradient of Thm. IV.2 only."""
+    task = make_task(ENV, constraint_groups=True)
+    inst = task.sample(torch.Generator().manual_seed(31), 12)
+    known = task.known(inst)
+    torch.manual_seed(0)
+    net = GCN(4, 8, 3, 1, 8.0).eval()
+    cfg = UGHBFModelConfig(width=8)
+    h = inst.h.to(torch.complex128)
+
+    def loss_of(o):
+        sinr = true_sinr(h, o.analog, o.digital)
+        return o.power.mean() + torch.sigmoid(sinr / inst.gamma.double() - 1).mean()
+
+    grads, outs = [], []
+    for sel in (True, False):
+        net.zero_grad()
+        o = ug_hbf_forward(task, known, net, cfg, selection_gradient=sel)
+        loss_of(o).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+        outs.append(o)
+    a, b = outs
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.analog.detach(), b.analog)
+    torch.testing.assert_close(a.power.detach(), b.power.detach(), rtol=1e-12, atol=0)
+    assert not b.analog.requires_grad  # the beams are constants
+    assert float((grads[0] - grads[1]).abs().max()) > 1e-6 * float(grads[0].abs().max())
+    # the same gradient as the final design (eqs. 31-34, Thm. IV.2) on the fixed beams
+    net.zero_grad()
+    p_dtype = next(net.parameters()).dtype
+    feats = gcn_features(known, task.config.p_max, with_xi=True).to(p_dtype)
+    z = net(feats, shift_operator(known.h_est).to(p_dtype))
+    c = virtual_coefficients(z.to(torch.float64), known.h_est.to(torch.complex128))
+    g = known.h_est.to(torch.complex128) @ b.analog.conj()
+    digital, power, _, _ = _final_design(g, c, known.gamma.double(), task.config.p_max)
+    sinr = true_sinr(h, b.analog, digital)
+    (power.mean() + torch.sigmoid(sinr / inst.gamma.double() - 1).mean()).backward()
+    direct = torch.cat([p.grad.flatten() for p in net.parameters()])
+    torch.testing.assert_close(grads[1], direct, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="selection_gradient"):
+        UGHBFTrainConfig(selection_gradient="no")  # type: ignore[arg-type]
