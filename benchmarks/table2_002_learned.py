@@ -183,46 +183,32 @@ def _latency(agent, known, batch: int, repeats: int, single: int) -> dict[str, f
 def _marg_at_equal_outage(task, marg, x, known, group, results, batch: int) -> dict[str, Any]:
     """G-HBF-marg's uniform-pilot power at each learned model's test outage (opponent oracle).
 
-    The uniform-pilot group's margin is bisected (0.01 dB) ON THE TEST INSTANCES of that group
-    until G-HBF-marg's test outage is at most the learned model's test outage there: the
-    smallest power G-HBF-marg can have at that outage. This favors the opponent (its margin
-    sees the test set), so a learned model below it wins at equal outage without doubt.
+    ``marg.learn`` bisects the uniform-pilot group's margin ON THE TEST INSTANCES of that group
+    with ``p_out`` = the learned model's test outage there: the smallest power G-HBF-marg can
+    have at that outage. This favors the opponent (its margin sees the test set), so a learned
+    model below it wins at equal outage without doubt.
     """
     g = GROUPS.index("P_pil~U[10,24]dB")
-    sel = np.flatnonzero(group == g)
-    xs, ks = x[torch.as_tensor(sel)], known[torch.as_tensor(sel)]
+    sel = torch.as_tensor(np.flatnonzero(group == g))
+    xs, ks = x[sel], known[sel]
     saved = marg.margins_db.clone()
-    cache: dict[float, dict[str, Any]] = {}
-
-    def at(m_db: float) -> dict[str, Any]:
-        if m_db not in cache:
-            marg.margins_db = saved.clone()
-            marg.margins_db[g] = m_db
-            cache[m_db] = _score(task, marg, xs, ks, batch)
-        return cache[m_db]
-
-    out: dict[str, Any] = {"group": GROUPS[g], "n": int(sel.size), "per_model": {}}
+    out: dict[str, Any] = {"group": GROUPS[g], "n": int(sel.numel()), "per_model": {}}
     try:
         for method in LEARNED:
             target = results[method]["groups"][GROUPS[g]]["outage_pct"]
-            lo, hi = -5.0, 10.0
-            while hi - lo > 0.01:
-                mid = 0.5 * (lo + hi)
-                if 100.0 * float(at(mid)["outage"].mean()) <= target:
-                    hi = mid
-                else:
-                    lo = mid
-            sc = at(hi)
+            marg.learn(xs, p_out=target / 100.0, batch_size=batch)
+            sc = _score(task, marg, xs, ks, batch)
             pw, pw_ci = mean_ci(sc["power"])
             o, o_ci = mean_ci(100.0 * sc["outage"])
             out["per_model"][method] = {
                 "model_outage_pct": target,
-                "margin_db": hi,
+                "margin_db": float(marg.margins_db[g]),
                 "power": pw,
                 "power_ci95": pw_ci,
                 "outage_pct": o,
                 "outage_pct_ci95": o_ci,
             }
+            marg.margins_db = saved.clone()
     finally:
         marg.margins_db = saved
     return out
