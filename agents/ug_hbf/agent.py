@@ -27,36 +27,20 @@ from agents.pretrained import (
     read_checkpoint,
     resolve_checkpoint,
 )
-from agents.ug_hbf.model import ENV_ID, GCN, UGHBFModelConfig, ug_hbf_forward
+from agents.ug_hbf.model import (
+    ARCH_KEYS,
+    ENV_ID,
+    GCN,
+    MODEL_KEYS,
+    UGHBFModelConfig,
+    ug_hbf_forward,
+)
 from agents.ug_hbf.train import AGENTS
 from beamgym.envs.outage_hybrid import OutageHybridKnown, OutageHybridTask
 from beamgym.physics.codebooks import select_codewords
 from beamgym.structures import HybridBeamformer
 
 __all__ = ["UFDBFGCNAgent", "UGHBFAgent", "UGHBFFCNAgent"]
-
-#: Env fields a model must share with the env it runs on (sizes, CSI model, the trained
-#: distribution of targets and pilot powers).
-MODEL_KEYS: tuple[str, ...] = (
-    "n_x",
-    "n_y",
-    "num_rf",
-    "num_users",
-    "csi",
-    "gamma_db_range",
-    "p_max_db",
-)
-#: Keys of the ``model_config`` stored with a checkpoint that rebuild the architecture.
-_ARCH_KEYS = (
-    "arch",
-    "fully_digital",
-    "layers",
-    "width",
-    "degree",
-    "coef_bound",
-    "beam_annealing",
-    "greedy_steps",
-)
 
 
 def _check_task(env: Any, name: str) -> OutageHybridTask:
@@ -134,7 +118,7 @@ class UGHBFAgent(Agent):
         check_env_config(ckpt.config.get("env_config", {}), self.task, MODEL_KEYS, path, cmd)
         arch = ckpt.config.get("model_config", {})
         try:
-            self.model = UGHBFModelConfig(**{k: arch[k] for k in _ARCH_KEYS if k in arch})
+            self.model = UGHBFModelConfig(**{k: arch[k] for k in ARCH_KEYS if k in arch})
         except ValueError as exc:
             raise CheckpointError(f"{path}: bad model_config ({exc}); retrain with: {cmd}") from exc
         if self.model.fully_digital and self.task.config.num_rf != self.task.config.M:

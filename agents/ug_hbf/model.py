@@ -80,8 +80,10 @@ from beamgym.physics.power import (
 
 __all__ = [
     "ARCHS",
+    "ARCH_KEYS",
     "ENV_ID",
     "GCN",
+    "MODEL_KEYS",
     "UGHBFModelConfig",
     "UGHBFOutput",
     "TrialUplinkPower",
@@ -98,6 +100,28 @@ __all__ = [
 
 #: The environment of the model.
 ENV_ID = "beamgym/OutageHybrid-v0"
+#: Env fields a model must share with the env it runs on (sizes, CSI model, the trained
+#: distribution of targets and pilot powers).
+MODEL_KEYS: tuple[str, ...] = (
+    "n_x",
+    "n_y",
+    "num_rf",
+    "num_users",
+    "csi",
+    "gamma_db_range",
+    "p_max_db",
+)
+#: Keys of the ``model_config`` stored with a checkpoint that rebuild the architecture.
+ARCH_KEYS = (
+    "arch",
+    "fully_digital",
+    "layers",
+    "width",
+    "degree",
+    "coef_bound",
+    "beam_annealing",
+    "greedy_steps",
+)
 #: Network types: the GCN of eq. (28) (degree F_gcn = 1) or per-user fully connected nets
 #: (F_gcn = 0, U-G-HBF-FCN, Sec. V-A-3).
 ARCHS: tuple[str, ...] = ("gcn", "fcn")

@@ -43,11 +43,13 @@ from typing import Any
 import torch
 
 from agents.cli import add_dataclass_arguments, dataclass_from_args, parse_env_kwargs
-from agents.pretrained import env_config_dict
+from agents.pretrained import CheckpointError, check_env_config, env_config_dict, read_checkpoint
 from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from agents.ug_hbf.model import (
+    ARCH_KEYS,
     ENV_ID,
     GCN,
+    MODEL_KEYS,
     UGHBFModelConfig,
     model_summary,
     true_sinr,
@@ -68,6 +70,7 @@ __all__ = [
     "main",
     "outage_surrogate",
     "train_ug_hbf",
+    "warm_start",
 ]
 
 #: Differentiable outage constraints: eq. (52)-(53) or eq. (54).
@@ -144,6 +147,12 @@ class UGHBFTrainConfig:
     """Seed of the training data, batches and initialization."""
     val_seed: int = VALIDATION_SEED
     """Seed of the validation data (never the benchmark's test seed)."""
+    init_from: str = ""
+    """Warm start (not in the paper; ``""``: Algorithm 1's fresh start): a model folder written
+    by this trainer for the same architecture and env. Its weights initialize the network and
+    its final duals lambda_d and beta_c (``config.json`` ``result``) replace
+    ``lambda_init``; AdamW's moments are not stored, so it is not an exact resume
+    (docs/readings.md#002-ug-hbf-warm-start)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "n_train", "n_val", "val_interval"):
@@ -168,6 +177,8 @@ class UGHBFTrainConfig:
             raise ValueError(f"selection_gradient must be a bool, got {self.selection_gradient!r}")
         if self.constraint not in CONSTRAINTS:
             raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {self.constraint!r}")
+        if not isinstance(self.init_from, str):
+            raise ValueError(f"init_from must be a path string, got {self.init_from!r}")
         if self.batch_size > self.n_train:
             raise ValueError(
                 f"batch_size = {self.batch_size} exceeds n_train = {self.n_train}; lower it"
@@ -266,6 +277,55 @@ def _in_features(task: OutageHybridTask) -> int:
     return 3 if task.config.csi == "perfect" else 4
 
 
+def warm_start(
+    path: str | Path, task: OutageHybridTask, model: UGHBFModelConfig
+) -> tuple[dict[str, torch.Tensor], list[float], list[float | None], dict[str, Any]]:
+    r"""Read a model folder of this trainer for :attr:`UGHBFTrainConfig.init_from`.
+
+    Args:
+        path: The model folder (or its ``checkpoint.pt``).
+        task: The env the new run trains on; the folder's env must agree on ``MODEL_KEYS``.
+        model: The new run's architecture; the folder's must be the same (``ARCH_KEYS``).
+
+    Returns:
+        ``(state, lambdas, beta_c, config)``: the weights, the final dual variables
+        :math:`\lambda_d` of eq. (51) and annealing sharpness :math:`\beta_c` of eq. (53) per
+        constraint group, and the folder's ``config.json``.
+
+    Raises:
+        CheckpointError: Naming the folder, when it is unreadable, was trained for another env
+            or architecture, or has no final duals for each constraint group.
+    """
+    ckpt = read_checkpoint(path)
+    cfg = ckpt.config
+    where = f"init_from={str(path)!r}"
+    check_env_config(
+        cfg.get("env_config", {}), task, MODEL_KEYS, ckpt.path, f"a run without {where}"
+    )
+    saved = cfg.get("model_config", {})
+    mine = model_summary(model, _in_features(task))
+    diff = [k for k in (*ARCH_KEYS, "in_features") if saved.get(k) != mine.get(k)]
+    if diff:
+        raise CheckpointError(
+            f"{ckpt.path}: architecture differs from the run's in {diff} "
+            f"({ {k: saved.get(k) for k in diff} } vs { {k: mine.get(k) for k in diff} }); "
+            f"{where} needs the same model"
+        )
+    g = task.config.num_groups
+    res = cfg.get("result", {})
+    lam, beta = res.get("final_lambda"), res.get("final_beta_c")
+    if not (isinstance(lam, list) and isinstance(beta, list) and len(lam) == len(beta) == g):
+        raise CheckpointError(
+            f"{ckpt.path}: config.json has no final_lambda / final_beta_c for the {g} "
+            f"constraint groups (result: {sorted(res)}); {where} needs a folder of this trainer"
+        )
+    lams = [float(v) for v in lam]
+    betas = [None if v is None else float(v) for v in beta]
+    if not all(math.isfinite(v) and v >= 0 for v in lams):
+        raise CheckpointError(f"{ckpt.path}: final_lambda must be finite and >= 0, got {lam}")
+    return ckpt.state, lams, betas, cfg
+
+
 @torch.no_grad()
 def evaluate_model(
     task: OutageHybridTask,
@@ -341,12 +401,20 @@ def train_ug_hbf(
     val = task.sample(torch.Generator().manual_seed(cfg.val_seed), cfg.n_val)
     known_all = task.known(train)
     net = build_net(model, _in_features(task), cfg.seed)
+    lam = [cfg.lambda_init] * g_count
+    beta_c: list[float | None] = [None] * g_count
+    if cfg.init_from:  # docs/readings.md#002-ug-hbf-warm-start
+        state0, lam, beta_c, _ = warm_start(cfg.init_from, task, model)
+        missing, unexpected = net.load_state_dict(state0, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise CheckpointError(
+                f"init_from={cfg.init_from!r}: missing {missing} / unexpected {unexpected} weights"
+            )
     params = list(net.parameters())
     opt = torch.optim.AdamW(
         params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
     )
-    lam = [cfg.lambda_init] * g_count
-    beta_c: list[float | None] = [None] * g_count
     dual_lr = cfg.dual_lr
     clip_hist: list[float] = []
     history: list[dict[str, Any]] = []
@@ -479,6 +547,13 @@ def checkpoint_config(
     }
     if info is not None:
         out["result"] = {k: v for k, v in info.items()}
+    if config.init_from:  # the warm start's own recipe, so the chain can be replayed
+        parent = read_checkpoint(config.init_from).config
+        out["parent"] = {
+            k: parent[k]
+            for k in ("command", "train_config", "train_seconds", "result", "trained_at", "parent")
+            if k in parent
+        }
     return out
 
 

@@ -388,3 +388,47 @@ def test_selection_gradient_off_keeps_the_values_and_differentiates_the_final_de
     torch.testing.assert_close(grads[1], direct, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="selection_gradient"):
         UGHBFTrainConfig(selection_gradient="no")  # type: ignore[arg-type]
+
+
+def test_warm_start_restores_weights_and_duals_and_records_the_parent(tmp_path) -> None:
+    import json
+
+    from agents.pretrained import CheckpointError
+    from agents.ug_hbf.train import main
+
+    tiny = ["--env-kw", "constraint_groups=true", "--batch-size", "8", "--n-train", "8"]
+    tiny += ["--n-val", "16", "--val-interval", "1", "--lr", "0.01", "--lambda-init", "10"]
+    tiny += ["--no-progress", "--threads", "1"]
+    first = main(["--agent", "ug_hbf_gcn", "--steps", "3", *tiny, "--out", str(tmp_path / "a")])
+    parent = json.loads((first / "config.json").read_text())
+    second = main(
+        ["--agent", "ug_hbf_gcn", "--steps", "1", *tiny, "--init-from", str(first)]
+        + ["--out", str(tmp_path / "b")]
+    )
+    child = json.loads((second / "config.json").read_text())
+    log_a = (first / "train_log.csv").read_text().splitlines()
+    log_b = (second / "train_log.csv").read_text().splitlines()
+    head = log_a[0].split(",")
+    rows_a = [dict(zip(head, r.split(","), strict=True)) for r in log_a[1:]]
+    row_b0 = dict(zip(head, log_b[1].split(","), strict=True))
+    best = next(r for r in rows_a if int(r["step"]) == parent["result"]["best_step"])
+    # the parent's best weights (batchnorm statistics included) give the same validation row
+    assert float(row_b0["val_power"]) == pytest.approx(float(best["val_power"]), rel=1e-6)
+    assert float(row_b0["val_outage"]) == float(best["val_outage"])
+    # the duals of eq. (51) continue from the parent's final ones, not from lambda_init
+    for d in range(4):
+        assert float(row_b0[f"lambda_g{d}"]) == pytest.approx(parent["result"]["final_lambda"][d])
+    assert child["train_config"]["init_from"] == str(first)
+    assert child["parent"]["command"] == parent["command"]
+    assert child["parent"]["result"] == parent["result"]
+    # another architecture, a missing folder and a non-string are refused, naming the problem
+    fcn = main(["--agent", "ug_hbf_fcn", "--steps", "1", *tiny, "--out", str(tmp_path / "c")])
+    task = make_task(ENV, constraint_groups=True)
+    cfg = UGHBFTrainConfig(steps=1, batch_size=8, n_train=8, n_val=8, init_from=str(fcn))
+    with pytest.raises(CheckpointError, match="architecture differs"):
+        train_ug_hbf(task, UGHBFModelConfig(), cfg)
+    cfg = UGHBFTrainConfig(steps=1, batch_size=8, n_train=8, n_val=8, init_from="/nonexistent")
+    with pytest.raises(CheckpointError, match="nonexistent"):
+        train_ug_hbf(task, UGHBFModelConfig(), cfg)
+    with pytest.raises(ValueError, match="init_from"):
+        UGHBFTrainConfig(init_from=3)  # type: ignore[arg-type]
