@@ -734,6 +734,10 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         q_infer: :math:`Q_i` GA steps of eq. (9) on :math:`\hat{\mathbf H}` (default 10).
         eta: GA step (normalized rule default of ``mmse_ga``).
         eta_rule: ``"normalized"`` or ``"fixed"``.
+        reg_scale: Factor on the noise variance in the MMSE start, i.e. the regularization
+            :math:`K\sigma^2 s/P` on :math:`\hat{\mathbf H}` (default 1: paper 000's MMSE,
+            Sec. III-B2). An error-aware BS raises it when the reconstruction error exceeds
+            the noise; ``benchmarks/kd_edn_plus_000.py`` tunes it per SNR on validation.
         seed: Seed of the link-error generator (same seed and calls -> same numbers).
         window, mode, amp_share, gain_bits, symbol_bits, basis, oversampling, analog,
             coef_scale: Codec choices (:func:`design_codec`, :func:`link_transmit`);
@@ -752,6 +756,7 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         q_infer: int = 10,
         eta: float = DEFAULT_ETA,
         eta_rule: str = DEFAULT_ETA_RULE,
+        reg_scale: float = 1.0,
         seed: int = 0,
         window: int | None = None,
         mode: str | None = None,
@@ -767,13 +772,15 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
     ) -> None:
         codec_keys = ("window", "mode", "amp_share", "gain_bits", "symbol_bits", "basis")
         extra = ("oversampling", "analog", "coef_scale", "prior_var")
-        valid = ("bits", "link", "q_infer", "eta", "eta_rule", "seed", *codec_keys, *extra)
+        valid = ("bits", "link", "q_infer", "eta", "eta_rule", "reg_scale", "seed")
+        valid = (*valid, *codec_keys, *extra)
         check_hyperparameters(self, unknown, valid)
         check_int(bits, "bits")
         check_choice(link, "link", LINKS)
         check_int(q_infer, "q_infer", minimum=0)
         check_positive(eta, "eta")
         check_choice(eta_rule, "eta_rule", ETA_RULES)
+        check_positive(reg_scale, "reg_scale")
         check_int(seed, "seed", minimum=0)
         given = dict(
             window=window,
@@ -791,6 +798,8 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         hp.update({k: v for k, v in given.items() if v is not None})
         if eta != DEFAULT_ETA or eta_rule != DEFAULT_ETA_RULE:
             hp.update(eta=float(eta), eta_rule=eta_rule)
+        if reg_scale != 1.0:
+            hp.update(reg_scale=float(reg_scale))
         super().__init__(env, **hp)
         tuned = {**CODEC_DEFAULTS, **TUNED[(self.task.env_id, link)]}
         choice = {k: tuned[k] if v is None else v for k, v in given.items()}
@@ -818,6 +827,7 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         self.q_infer = q_infer
         self.eta = float(eta)
         self.eta_rule = eta_rule
+        self.reg_scale = float(reg_scale)
         rows, dim = self._block_shape()
         self.codec = design_codec(payload, rows, dim, **choice)
         self._gen = torch.Generator().manual_seed(seed)
@@ -871,7 +881,10 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         ).mean(-1)
         self.last_info = {"feedback_nmse": nmse}
         est = dataclasses.replace(prob, H=H_hat)
-        W0 = initial_beamformer("mmse", est)[0]
+        start = est  # paper 000's MMSE on H^, its regularization scaled by reg_scale
+        if self.reg_scale != 1.0:
+            start = dataclasses.replace(est, noise_var=est.noise_var * self.reg_scale)
+        W0 = initial_beamformer("mmse", start)[0]
         return gradient_ascent(
             est.H,
             W0,

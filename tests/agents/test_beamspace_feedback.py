@@ -22,7 +22,12 @@ from agents.classical.beamspace_feedback import (
 )
 from agents.harness import evaluate_agent
 from agents.rules.gradient import band_sum_rate, gradient_ascent
-from agents.rules.problem import SolverProblem, canonical_channel, initial_beamformer
+from agents.rules.problem import (
+    SolverProblem,
+    canonical_channel,
+    initial_beamformer,
+    problem_from_known,
+)
 from beamgym.datasets import make_instance_set, make_task
 from beamgym.physics.feedback import (
     dequantize,
@@ -193,6 +198,26 @@ def test_bad_hyperparameters_are_named() -> None:
         make_agent("beamspace_feedback", task, symbol_bits=5)
     with pytest.raises(ValueError, match="no hyperparameter"):
         make_agent("beamspace_feedback", task, windows=3)
+
+
+@pytest.mark.parametrize("scale", [1.0, 7.5])
+def test_reg_scale_is_mmse_on_the_reconstruction_with_scaled_noise(scale: float) -> None:
+    task = make_task(FDD, snr_db=15.0, K=4, M=2, N=16)
+    ds = make_instance_set(FDD, n=5, seed=3, snr_db=15.0, K=4, M=2, N=16)
+    prob = problem_from_known(task, task.known(ds.instances))
+    agent = make_agent("beamspace_feedback", task, link="noiseless", q_infer=0, reg_scale=scale)
+    assert ("reg_scale" in agent.hparams) == (scale != 1.0)  # the default keeps its name
+    W = agent._design(prob)
+    # reference: the same (deterministic, noiseless) message, then paper 000's MMSE with the
+    # noise variance scaled, at full power
+    est = dataclasses.replace(prob, H=agent.feedback(prob.H, 15.0))
+    ref = initial_beamformer("mmse", dataclasses.replace(est, noise_var=est.noise_var * scale))
+    assert torch.allclose(W, ref[0], rtol=1e-12, atol=1e-12)
+    plain = make_agent("beamspace_feedback", task, link="noiseless", q_infer=0)._design(prob)
+    assert torch.equal(W, plain) == (scale == 1.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="reg_scale"):
+            make_agent("beamspace_feedback", task, reg_scale=bad)
 
 
 def test_kd_edn_link_parameter_alias_and_accounting() -> None:
