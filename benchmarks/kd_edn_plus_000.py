@@ -156,59 +156,49 @@ def summarize(out: dict) -> dict:
     return out
 
 
-def markdown(results: dict) -> str:
-    """The BENCHMARKS.md table: paired difference per scenario, link and SNR."""
+def _table(results: dict, head: str, cell) -> str:
+    """A markdown table with a row per scenario and link and a column per SNR."""
     snrs = results["snr_db"]
     lines = [
-        "| scenario (figure) | link | "
-        + " | ".join(f"{s:g} dB: Δ ± CI (plus / base)" for s in snrs)
-        + " |",
+        "| scenario (figure) | link | " + " | ".join(f"{s:g} dB: {head}" for s in snrs) + " |",
         "|---|---|" + "---|" * len(snrs),
     ]
     for c in results["scenarios"]:
-        head = f"| {c['label']} ({c['figure']}) | {c['link']} | "
+        row = f"| {c['label']} ({c['figure']}) | {c['link']} | "
         if c.get("missing"):
-            lines.append(head + " | ".join("no model" for _ in snrs) + " |")
+            lines.append(row + " | ".join("no model" for _ in snrs) + " |")
             continue
-        cells = []
-        for s in snrs:
-            r = c["rows"][str(s)]
-            d = r["difference"]
-            mark = "" if r["met"] else " ✗"
-            cells.append(
-                f"{d['mean']:+.2f} ± {d['ci95']:.2f}{mark} "
-                f"({r['kd_edn_plus']['mean']:.2f} / {r['beamspace_feedback']['mean']:.2f})"
-            )
-        lines.append(head + " | ".join(cells) + " |")
+        lines.append(row + " | ".join(cell(c["rows"][str(s)]) for s in snrs) + " |")
     return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    """The BENCHMARKS.md table: paired difference per scenario, link and SNR."""
+
+    def cell(r: dict) -> str:
+        d, mark = r["difference"], "" if r["met"] else " ✗"
+        return (
+            f"{d['mean']:+.2f} ± {d['ci95']:.2f}{mark} "
+            f"({r['kd_edn_plus']['mean']:.2f} / {r['beamspace_feedback']['mean']:.2f})"
+        )
+
+    return _table(results, "Δ ± CI (plus / base)", cell)
 
 
 def markdown_tuned(results: dict) -> str:
     """The second table: KD-EDN+ against the opponent with its regularization tuned."""
-    snrs = results["snr_db"]
-    lines = [
-        "| scenario (figure) | link | "
-        + " | ".join(f"{s:g} dB: Δ ± CI (plus / tuned, factor)" for s in snrs)
-        + " |",
-        "|---|---|" + "---|" * len(snrs),
-    ]
-    for c in results["scenarios"]:
-        if c.get("missing"):
-            continue
-        cells = []
-        for s in snrs:
-            r = c["rows"][str(s)]
-            if "difference_vs_tuned" not in r:
-                cells.append("not measured")
-                continue
-            d, t = r["difference_vs_tuned"], r["beamspace_feedback_tuned_reg"]
-            mark = "" if r["met_vs_tuned"] else " ✗"
-            cells.append(
-                f"{d['mean']:+.2f} ± {d['ci95']:.2f}{mark} "
-                f"({r['kd_edn_plus']['mean']:.2f} / {t['mean']:.2f}, {t['reg_scale']:g})"
-            )
-        lines.append(f"| {c['label']} ({c['figure']}) | {c['link']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+    def cell(r: dict) -> str:
+        if "difference_vs_tuned" not in r:
+            return "not measured"
+        d, t = r["difference_vs_tuned"], r["beamspace_feedback_tuned_reg"]
+        mark = "" if r["met_vs_tuned"] else " ✗"
+        return (
+            f"{d['mean']:+.2f} ± {d['ci95']:.2f}{mark} "
+            f"({r['kd_edn_plus']['mean']:.2f} / {t['mean']:.2f}, {t['reg_scale']:g})"
+        )
+
+    return _table(results, "Δ ± CI (plus / tuned, factor)", cell)
 
 
 def main() -> None:
