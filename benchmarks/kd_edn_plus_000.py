@@ -101,8 +101,10 @@ def benchmark(n: int, batch: int, only: tuple[str, str] | None = None, n_val: in
                 r_base = evaluate_agent(base, ds, batch_size=batch, single_instances=0)
                 d_mu, d_ci = mean_ci(r_plus.metric - r_base.metric)
                 reg, grid = _tune_reg(task, env_id, kw, s, link, n_val, batch)
-                tuned = make_agent("beamspace_feedback", task, link=link, reg_scale=reg)
-                r_tuned = evaluate_agent(tuned, ds, batch_size=batch, single_instances=0)
+                r_tuned = r_base  # reg_scale 1 is the plain opponent, already scored
+                if reg != 1.0:
+                    tuned = make_agent("beamspace_feedback", task, link=link, reg_scale=reg)
+                    r_tuned = evaluate_agent(tuned, ds, batch_size=batch, single_instances=0)
                 t_mu, t_ci = mean_ci(r_plus.metric - r_tuned.metric)
                 keys = ("mean", "ci95")
                 rows[str(s)] = {

@@ -772,8 +772,8 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
     ) -> None:
         codec_keys = ("window", "mode", "amp_share", "gain_bits", "symbol_bits", "basis")
         extra = ("oversampling", "analog", "coef_scale", "prior_var")
-        valid = ("bits", "link", "q_infer", "eta", "eta_rule", "reg_scale", "seed")
-        valid = (*valid, *codec_keys, *extra)
+        base_keys = ("bits", "link", "q_infer", "eta", "eta_rule", "reg_scale", "seed")
+        valid = (*base_keys, *codec_keys, *extra)
         check_hyperparameters(self, unknown, valid)
         check_int(bits, "bits")
         check_choice(link, "link", LINKS)
@@ -881,9 +881,8 @@ class BeamspaceFeedbackAgent(DigitalPrecoderAgent):
         ).mean(-1)
         self.last_info = {"feedback_nmse": nmse}
         est = dataclasses.replace(prob, H=H_hat)
-        start = est  # paper 000's MMSE on H^, its regularization scaled by reg_scale
-        if self.reg_scale != 1.0:
-            start = dataclasses.replace(est, noise_var=est.noise_var * self.reg_scale)
+        # paper 000's MMSE on H^ with its regularization scaled by reg_scale (1.0: exact)
+        start = dataclasses.replace(est, noise_var=est.noise_var * self.reg_scale)
         W0 = initial_beamformer("mmse", start)[0]
         return gradient_ascent(
             est.H,

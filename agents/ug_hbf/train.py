@@ -43,7 +43,13 @@ from typing import Any
 import torch
 
 from agents.cli import add_dataclass_arguments, dataclass_from_args, parse_env_kwargs
-from agents.pretrained import CheckpointError, check_env_config, env_config_dict, read_checkpoint
+from agents.pretrained import (
+    CheckpointError,
+    check_env_config,
+    env_config_dict,
+    read_checkpoint,
+    read_config,
+)
 from agents.runs import Panel, Series, progress_bar, run_parser, write_run
 from agents.ug_hbf.model import (
     ARCH_KEYS,
@@ -279,7 +285,7 @@ def _in_features(task: OutageHybridTask) -> int:
 
 def warm_start(
     path: str | Path, task: OutageHybridTask, model: UGHBFModelConfig
-) -> tuple[dict[str, torch.Tensor], list[float], list[float | None], dict[str, Any]]:
+) -> tuple[dict[str, torch.Tensor], list[float], list[float | None]]:
     r"""Read a model folder of this trainer for :attr:`UGHBFTrainConfig.init_from`.
 
     Args:
@@ -288,9 +294,9 @@ def warm_start(
         model: The new run's architecture; the folder's must be the same (``ARCH_KEYS``).
 
     Returns:
-        ``(state, lambdas, beta_c, config)``: the weights, the final dual variables
+        ``(state, lambdas, beta_c)``: the weights, and the final dual variables
         :math:`\lambda_d` of eq. (51) and annealing sharpness :math:`\beta_c` of eq. (53) per
-        constraint group, and the folder's ``config.json``.
+        constraint group.
 
     Raises:
         CheckpointError: Naming the folder, when it is unreadable, was trained for another env
@@ -323,7 +329,7 @@ def warm_start(
     betas = [None if v is None else float(v) for v in beta]
     if not all(math.isfinite(v) and v >= 0 for v in lams):
         raise CheckpointError(f"{ckpt.path}: final_lambda must be finite and >= 0, got {lam}")
-    return ckpt.state, lams, betas, cfg
+    return ckpt.state, lams, betas
 
 
 @torch.no_grad()
@@ -404,7 +410,7 @@ def train_ug_hbf(
     lam = [cfg.lambda_init] * g_count
     beta_c: list[float | None] = [None] * g_count
     if cfg.init_from:  # docs/readings.md#002-ug-hbf-warm-start
-        state0, lam, beta_c, _ = warm_start(cfg.init_from, task, model)
+        state0, lam, beta_c = warm_start(cfg.init_from, task, model)
         missing, unexpected = net.load_state_dict(state0, strict=False)
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
@@ -548,7 +554,7 @@ def checkpoint_config(
     if info is not None:
         out["result"] = {k: v for k, v in info.items()}
     if config.init_from:  # the warm start's own recipe, so the chain can be replayed
-        parent = read_checkpoint(config.init_from).config
+        parent = read_config(config.init_from)
         out["parent"] = {
             k: parent[k]
             for k in ("command", "train_config", "train_seconds", "result", "trained_at", "parent")
