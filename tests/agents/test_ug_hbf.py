@@ -432,3 +432,18 @@ def test_warm_start_restores_weights_and_duals_and_records_the_parent(tmp_path) 
         train_ug_hbf(task, UGHBFModelConfig(), cfg)
     with pytest.raises(ValueError, match="init_from"):
         UGHBFTrainConfig(init_from=3)  # type: ignore[arg-type]
+    # a folder of another env, or without per-group duals, is refused too
+    import shutil
+
+    for name, edit, message in (
+        ("env", lambda c: c["env_config"].update(num_users=2), "another environment"),
+        ("duals", lambda c: c["result"].pop("final_lambda"), "final_lambda"),
+    ):
+        bad = tmp_path / name
+        shutil.copytree(first, bad)
+        cfg_bad = json.loads((bad / "config.json").read_text())
+        edit(cfg_bad)
+        (bad / "config.json").write_text(json.dumps(cfg_bad))
+        cfg = UGHBFTrainConfig(steps=1, batch_size=8, n_train=8, n_val=8, init_from=str(bad))
+        with pytest.raises(CheckpointError, match=message):
+            train_ug_hbf(task, UGHBFModelConfig(), cfg)
